@@ -1,0 +1,158 @@
+/* cg.h — code generation through the LLVM C API: the state shared by the kernel generators,
+ * tensor views, and the helpers they emit IR with (loops, vectors, intrinsics, weights).
+ *
+ * Model: the entry function `run(inputs, outputs, workspace, pool)` builds one context
+ * {workspace, inputs, outputs} and calls, node by node, a kernel: a task function
+ * `void task(ctx, begin, end)` run over [0, n) through pool->parallel_for (or directly when the
+ * pool is NULL or n is 1). A kernel generator describes one item of work; cg_parallel() wraps
+ * it in the task function and the dispatch. Every kernel reads and writes tensors through
+ * views: a buffer, an offset and a stride per logical (NCHW-order) dimension, so layouts
+ * (NHWC inside, NCHW at the boundary), concat slices and aliases are just different views. */
+#ifndef NETC_CG_H
+#define NETC_CG_H
+
+#include <llvm-c/Core.h>
+#include <llvm-c/TargetMachine.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ir/ir.h"
+#include "plan/plan.h"
+
+typedef enum { CG_BUF_WS, CG_BUF_IN, CG_BUF_OUT } CgBufKind;
+
+typedef struct CgView {
+    CgBufKind buf;
+    int index;      /* CG_BUF_IN/OUT: which caller buffer */
+    int64_t offset; /* in floats from the buffer's start */
+    int rank;
+    int64_t shape[IR_MAX_RANK];  /* logical, NCHW order */
+    int64_t stride[IR_MAX_RANK]; /* in floats, per logical dimension */
+} CgView;
+
+typedef struct CgOptions {
+    const char *triple;  /* NULL: host */
+    const char *cpu;     /* NULL or "native": host CPU; "generic"; an LLVM CPU name */
+    int opt_level;       /* 0..3 */
+} CgOptions;
+
+typedef struct Cg {
+    /* LLVM */
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;
+    LLVMBuilderRef b;
+    LLVMTargetMachineRef tm;
+    char *triple;
+    /* the graph and its plan */
+    const Graph *g;
+    Diags *d;
+    Plan plan;
+    CgView *views; /* by tensor id: where kernels read/write it */
+    /* target facts */
+    int vw;               /* floats per vector register: 16 (AVX-512), 8 (AVX2), 4 */
+    bool x86;             /* libmvec exists (glibc x86_64) */
+    bool avx512, avx2;
+    bool cross;           /* not the host's triple */
+    int opt_level;
+    bool elide_weights; /* --emit=ll: weight blobs as zeroinitializer, for reading */
+    /* types */
+    LLVMTypeRef t_void, t_f32, t_i1, t_i32, t_i64, t_ptr, t_vf, t_vi1, t_task, t_ctx;
+    /* the function being emitted */
+    LLVMValueRef fn;
+    LLVMValueRef ctx_ptr;       /* in a task function: the {ws, ins, outs} context */
+    LLVMValueRef ws, ins, outs; /* loaded from ctx_ptr at the task's entry */
+    /* the entry function under construction */
+    LLVMValueRef entry_fn, entry_ctx, entry_pool;
+    LLVMBasicBlockRef entry_bb;
+    int kernel_count;
+    const Node *node; /* the node being generated, for error locations */
+} Cg;
+
+/* ---- views ----------------------------------------------------------------------------- */
+/* Row-major (NCHW) strides for a shape. */
+void cg_rowmajor_strides(int rank, const int64_t *shape, int64_t *stride);
+/* Is dimension `dim` contiguous (stride 1)? Vector paths require it for channels. */
+static inline bool cg_view_unit(const CgView *v, int dim) { return v->stride[dim] == 1; }
+/* Pointer to the view's element at a (runtime) element offset from the view's origin. */
+LLVMValueRef cg_view_ptr(Cg *cg, const CgView *v, LLVMValueRef elem_offset);
+/* Pointer at a logical index (runtime values, one per dimension). */
+LLVMValueRef cg_view_at(Cg *cg, const CgView *v, LLVMValueRef *idx);
+
+/* ---- constants and scalars --------------------------------------------------------------- */
+LLVMValueRef cg_i64(Cg *cg, int64_t v);
+LLVMValueRef cg_f32(Cg *cg, double v);
+LLVMValueRef cg_vf(Cg *cg, double v); /* splat constant <vw x float> */
+LLVMValueRef cg_splat(Cg *cg, LLVMValueRef scalar);
+LLVMValueRef cg_gep(Cg *cg, LLVMValueRef base, LLVMValueRef elem_offset); /* float* + off */
+LLVMValueRef cg_add(Cg *cg, LLVMValueRef a, LLVMValueRef b);                /* i64 */
+LLVMValueRef cg_mul(Cg *cg, LLVMValueRef a, LLVMValueRef b);                /* i64 */
+LLVMValueRef cg_addc(Cg *cg, LLVMValueRef a, int64_t c);
+LLVMValueRef cg_mulc(Cg *cg, LLVMValueRef a, int64_t c);
+/* floor/ceil helpers on i64 */
+LLVMValueRef cg_divc(Cg *cg, LLVMValueRef a, int64_t c); /* a / c, a >= 0 */
+LLVMValueRef cg_remc(Cg *cg, LLVMValueRef a, int64_t c); /* a % c, a >= 0 */
+LLVMValueRef cg_min(Cg *cg, LLVMValueRef a, LLVMValueRef b); /* i64 signed */
+LLVMValueRef cg_max(Cg *cg, LLVMValueRef a, LLVMValueRef b);
+
+/* ---- loops ------------------------------------------------------------------------------- */
+typedef struct CgLoop {
+    LLVMValueRef iv;  /* the induction variable (i64) */
+    LLVMValueRef phi;
+    LLVMBasicBlockRef header, body, latch, exit;
+    LLVMValueRef step;
+} CgLoop;
+/* for (iv = start; iv < end; iv += step) { ...emitted between begin and end... } */
+void cg_loop_begin(Cg *cg, CgLoop *l, LLVMValueRef start, LLVMValueRef end, int64_t step, const char *name);
+void cg_loop_end(Cg *cg, CgLoop *l);
+/* if (cond) { ... } */
+typedef struct CgIf {
+    LLVMBasicBlockRef then_bb, merge_bb;
+} CgIf;
+void cg_if_begin(Cg *cg, CgIf *c, LLVMValueRef cond, const char *name);
+void cg_if_end(Cg *cg, CgIf *c);
+
+/* ---- vectors ----------------------------------------------------------------------------- */
+LLVMValueRef cg_vload(Cg *cg, LLVMValueRef ptr);                      /* unaligned <vw x f32> */
+void cg_vstore(Cg *cg, LLVMValueRef v, LLVMValueRef ptr);
+LLVMValueRef cg_mask(Cg *cg, int64_t nvalid);                         /* first nvalid lanes */
+LLVMValueRef cg_mask_rt(Cg *cg, LLVMValueRef nvalid);                 /* runtime count */
+LLVMValueRef cg_vload_masked(Cg *cg, LLVMValueRef ptr, LLVMValueRef mask); /* 0 in masked-off lanes */
+void cg_vstore_masked(Cg *cg, LLVMValueRef v, LLVMValueRef ptr, LLVMValueRef mask);
+LLVMValueRef cg_fma(Cg *cg, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c); /* a*b+c, any float type */
+LLVMValueRef cg_fmax(Cg *cg, LLVMValueRef a, LLVMValueRef b); /* maxnum */
+LLVMValueRef cg_fmin(Cg *cg, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef cg_hsum(Cg *cg, LLVMValueRef v);                 /* horizontal add of a vector */
+LLVMValueRef cg_hmax(Cg *cg, LLVMValueRef v);
+/* Call an llvm intrinsic overloaded on the type of its first argument. */
+LLVMValueRef cg_intrinsic(Cg *cg, const char *name, LLVMTypeRef overload, LLVMValueRef *args, int nargs);
+/* Elementwise math on a float vector or scalar: exp, expm1, tanh, erf through libmvec on x86
+ * (AVX-512/AVX2 variants), libm per lane otherwise. */
+LLVMValueRef cg_math(Cg *cg, const char *fn, LLVMValueRef x);
+
+/* ---- activations, applied to values in registers (kernels and fused epilogues) ------------- */
+/* Apply the activation (or batchnorm-free elementwise op) `op` with the node's attributes to a
+ * float vector or scalar. prelu: `param` is the slope (vector or scalar) for these lanes. */
+LLVMValueRef cg_activation(Cg *cg, const Node *n, LLVMValueRef x, LLVMValueRef prelu_slope);
+
+/* ---- weights ------------------------------------------------------------------------------- */
+/* A private constant global holding `count` floats (already packed by the kernel), 64-byte
+ * aligned, emitted as one byte-array constant. Returns its address. */
+LLVMValueRef cg_weights(Cg *cg, const float *data, int64_t count, const char *name);
+
+/* ---- kernels ------------------------------------------------------------------------------- */
+/* Emit a kernel: n items of work; body() emits one item given its index (i64), with the
+ * builder inside the task function (cg->ws/ins/outs valid). */
+typedef void (*CgBodyFn)(Cg *cg, LLVMValueRef item, void *user);
+void cg_parallel(Cg *cg, const char *name, int64_t n, CgBodyFn body, void *user);
+
+/* One kernel generator per op, generated from ops.def: cg_kernel_<id>(cg, node). Each reads
+ * cg->views[n->in[k]] and writes cg->views[n->out]. Returns false after reporting an error. */
+#define OP(E, id, in, at, w, shape, fl) bool cg_kernel_##id(Cg *cg, const Node *n) __attribute__((weak));
+#include "../ops.def"
+#undef OP
+
+/* Generic strided copy between two views of the same logical shape (layout conversions,
+ * concat, slice, flatten...). */
+void cg_copy(Cg *cg, const char *name, const CgView *dst, const CgView *src);
+
+#endif

@@ -1,0 +1,402 @@
+/* cg_util.c — the IR-emission helpers every kernel generator uses: views, integer arithmetic,
+ * loops, vectors, intrinsics, vector math, activations, weights, and the parallel dispatch. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cg.h"
+
+/* ---- views ----------------------------------------------------------------------------- */
+
+void cg_rowmajor_strides(int rank, const int64_t *shape, int64_t *stride) {
+    int64_t s = 1;
+    for (int i = rank - 1; i >= 0; i--) {
+        stride[i] = s;
+        s *= shape[i];
+    }
+}
+
+static LLVMValueRef view_base(Cg *cg, const CgView *v) {
+    LLVMValueRef arr = v->buf == CG_BUF_WS ? NULL : v->buf == CG_BUF_IN ? cg->ins : cg->outs;
+    LLVMValueRef base = cg->ws;
+    if (arr) {
+        LLVMValueRef slot = LLVMBuildGEP2(cg->b, cg->t_ptr, arr, (LLVMValueRef[]){cg_i64(cg, v->index)}, 1, "");
+        base = LLVMBuildLoad2(cg->b, cg->t_ptr, slot, "buf");
+        LLVMSetMetadata(base, LLVMGetMDKindIDInContext(cg->ctx, "invariant.load", 14),
+                        LLVMMetadataAsValue(cg->ctx, LLVMMDNodeInContext2(cg->ctx, NULL, 0)));
+    }
+    return base;
+}
+
+LLVMValueRef cg_gep(Cg *cg, LLVMValueRef base, LLVMValueRef off) {
+    return LLVMBuildGEP2(cg->b, cg->t_f32, base, &off, 1, "");
+}
+
+LLVMValueRef cg_view_ptr(Cg *cg, const CgView *v, LLVMValueRef elem_offset) {
+    LLVMValueRef off = v->offset ? cg_addc(cg, elem_offset, v->offset) : elem_offset;
+    return cg_gep(cg, view_base(cg, v), off);
+}
+
+LLVMValueRef cg_view_at(Cg *cg, const CgView *v, LLVMValueRef *idx) {
+    LLVMValueRef off = cg_i64(cg, 0);
+    for (int i = 0; i < v->rank; i++)
+        if (v->shape[i] > 1) off = cg_add(cg, off, cg_mulc(cg, idx[i], v->stride[i]));
+    return cg_view_ptr(cg, v, off);
+}
+
+/* ---- scalars ---------------------------------------------------------------------------- */
+
+LLVMValueRef cg_i64(Cg *cg, int64_t v) { return LLVMConstInt(cg->t_i64, (unsigned long long)v, 1); }
+LLVMValueRef cg_f32(Cg *cg, double v) { return LLVMConstReal(cg->t_f32, v); }
+LLVMValueRef cg_splat(Cg *cg, LLVMValueRef s) {
+    if (LLVMIsConstant(s)) {
+        LLVMValueRef e[64];
+        for (int i = 0; i < cg->vw; i++) e[i] = s;
+        return LLVMConstVector(e, (unsigned)cg->vw);
+    }
+    LLVMValueRef undef = LLVMGetUndef(cg->t_vf);
+    LLVMValueRef v = LLVMBuildInsertElement(cg->b, undef, s, LLVMConstInt(cg->t_i32, 0, 0), "");
+    LLVMValueRef zeros = LLVMConstNull(LLVMVectorType(cg->t_i32, (unsigned)cg->vw));
+    return LLVMBuildShuffleVector(cg->b, v, undef, zeros, "splat");
+}
+LLVMValueRef cg_vf(Cg *cg, double v) { return cg_splat(cg, cg_f32(cg, v)); }
+
+LLVMValueRef cg_add(Cg *cg, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildNSWAdd(cg->b, a, b, ""); }
+LLVMValueRef cg_mul(Cg *cg, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildNSWMul(cg->b, a, b, ""); }
+LLVMValueRef cg_addc(Cg *cg, LLVMValueRef a, int64_t c) { return c ? cg_add(cg, a, cg_i64(cg, c)) : a; }
+LLVMValueRef cg_mulc(Cg *cg, LLVMValueRef a, int64_t c) { return c == 1 ? a : cg_mul(cg, a, cg_i64(cg, c)); }
+LLVMValueRef cg_divc(Cg *cg, LLVMValueRef a, int64_t c) { return c == 1 ? a : LLVMBuildUDiv(cg->b, a, cg_i64(cg, c), ""); }
+LLVMValueRef cg_remc(Cg *cg, LLVMValueRef a, int64_t c) {
+    return c == 1 ? cg_i64(cg, 0) : LLVMBuildURem(cg->b, a, cg_i64(cg, c), "");
+}
+LLVMValueRef cg_min(Cg *cg, LLVMValueRef a, LLVMValueRef b) {
+    return LLVMBuildSelect(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLT, a, b, ""), a, b, "");
+}
+LLVMValueRef cg_max(Cg *cg, LLVMValueRef a, LLVMValueRef b) {
+    return LLVMBuildSelect(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGT, a, b, ""), a, b, "");
+}
+
+/* ---- control flow ------------------------------------------------------------------------ */
+
+void cg_loop_begin(Cg *cg, CgLoop *l, LLVMValueRef start, LLVMValueRef end, int64_t step, const char *name) {
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(cg->b);
+    l->header = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, name);
+    l->body = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "body");
+    l->exit = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "exit");
+    l->step = cg_i64(cg, step);
+    LLVMBuildBr(cg->b, l->header);
+    LLVMPositionBuilderAtEnd(cg->b, l->header);
+    l->phi = LLVMBuildPhi(cg->b, cg->t_i64, name);
+    LLVMAddIncoming(l->phi, &start, &pre, 1);
+    l->iv = l->phi;
+    LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLT, l->phi, end, ""), l->body, l->exit);
+    LLVMPositionBuilderAtEnd(cg->b, l->body);
+}
+
+void cg_loop_end(Cg *cg, CgLoop *l) {
+    LLVMValueRef next = LLVMBuildNSWAdd(cg->b, l->phi, l->step, "next");
+    LLVMBasicBlockRef from = LLVMGetInsertBlock(cg->b);
+    LLVMBuildBr(cg->b, l->header);
+    LLVMAddIncoming(l->phi, &next, &from, 1);
+    LLVMPositionBuilderAtEnd(cg->b, l->exit);
+}
+
+void cg_if_begin(Cg *cg, CgIf *c, LLVMValueRef cond, const char *name) {
+    c->then_bb = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, name);
+    c->merge_bb = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "endif");
+    LLVMBuildCondBr(cg->b, cond, c->then_bb, c->merge_bb);
+    LLVMPositionBuilderAtEnd(cg->b, c->then_bb);
+}
+
+void cg_if_end(Cg *cg, CgIf *c) {
+    LLVMBuildBr(cg->b, c->merge_bb);
+    LLVMPositionBuilderAtEnd(cg->b, c->merge_bb);
+}
+
+/* ---- vectors ----------------------------------------------------------------------------- */
+
+LLVMValueRef cg_vload(Cg *cg, LLVMValueRef ptr) {
+    LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->t_vf, ptr, "");
+    LLVMSetAlignment(v, 4);
+    return v;
+}
+
+void cg_vstore(Cg *cg, LLVMValueRef v, LLVMValueRef ptr) { LLVMSetAlignment(LLVMBuildStore(cg->b, v, ptr), 4); }
+
+LLVMValueRef cg_mask(Cg *cg, int64_t nvalid) {
+    LLVMValueRef e[64];
+    for (int i = 0; i < cg->vw; i++) e[i] = LLVMConstInt(cg->t_i1, i < nvalid, 0);
+    return LLVMConstVector(e, (unsigned)cg->vw);
+}
+
+LLVMValueRef cg_mask_rt(Cg *cg, LLVMValueRef nvalid) {
+    LLVMValueRef lanes[64];
+    for (int i = 0; i < cg->vw; i++) lanes[i] = LLVMConstInt(cg->t_i64, (unsigned long long)i, 0);
+    LLVMValueRef iota = LLVMConstVector(lanes, (unsigned)cg->vw);
+    LLVMTypeRef vi64 = LLVMVectorType(cg->t_i64, (unsigned)cg->vw);
+    LLVMValueRef n = LLVMBuildInsertElement(cg->b, LLVMGetUndef(vi64), nvalid, LLVMConstInt(cg->t_i32, 0, 0), "");
+    n = LLVMBuildShuffleVector(cg->b, n, LLVMGetUndef(vi64), LLVMConstNull(LLVMVectorType(cg->t_i32, (unsigned)cg->vw)), "");
+    return LLVMBuildICmp(cg->b, LLVMIntSLT, iota, n, "mask");
+}
+
+LLVMValueRef cg_intrinsic(Cg *cg, const char *name, LLVMTypeRef overload, LLVMValueRef *args, int nargs) {
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    NETC_ASSERT(id != 0);
+    LLVMTypeRef ov[1] = {overload};
+    LLVMValueRef f = LLVMGetIntrinsicDeclaration(cg->mod, id, ov, overload ? 1 : 0);
+    LLVMTypeRef ft = LLVMIntrinsicGetType(cg->ctx, id, ov, overload ? 1 : 0);
+    return LLVMBuildCall2(cg->b, ft, f, args, (unsigned)nargs, "");
+}
+
+LLVMValueRef cg_vload_masked(Cg *cg, LLVMValueRef ptr, LLVMValueRef mask) {
+    unsigned id = LLVMLookupIntrinsicID("llvm.masked.load", 16);
+    LLVMTypeRef ov[2] = {cg->t_vf, cg->t_ptr};
+    LLVMValueRef f = LLVMGetIntrinsicDeclaration(cg->mod, id, ov, 2);
+    LLVMTypeRef ft = LLVMIntrinsicGetType(cg->ctx, id, ov, 2);
+    LLVMValueRef args[4] = {ptr, LLVMConstInt(cg->t_i32, 4, 0), mask, LLVMConstNull(cg->t_vf)};
+    return LLVMBuildCall2(cg->b, ft, f, args, 4, "");
+}
+
+void cg_vstore_masked(Cg *cg, LLVMValueRef v, LLVMValueRef ptr, LLVMValueRef mask) {
+    unsigned id = LLVMLookupIntrinsicID("llvm.masked.store", 17);
+    LLVMTypeRef ov[2] = {cg->t_vf, cg->t_ptr};
+    LLVMValueRef f = LLVMGetIntrinsicDeclaration(cg->mod, id, ov, 2);
+    LLVMTypeRef ft = LLVMIntrinsicGetType(cg->ctx, id, ov, 2);
+    LLVMValueRef args[4] = {v, ptr, LLVMConstInt(cg->t_i32, 4, 0), mask};
+    LLVMBuildCall2(cg->b, ft, f, args, 4, "");
+}
+
+LLVMValueRef cg_fma(Cg *cg, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c) {
+    return cg_intrinsic(cg, "llvm.fma", LLVMTypeOf(a), (LLVMValueRef[]){a, b, c}, 3);
+}
+LLVMValueRef cg_fmax(Cg *cg, LLVMValueRef a, LLVMValueRef b) {
+    return cg_intrinsic(cg, "llvm.maxnum", LLVMTypeOf(a), (LLVMValueRef[]){a, b}, 2);
+}
+LLVMValueRef cg_fmin(Cg *cg, LLVMValueRef a, LLVMValueRef b) {
+    return cg_intrinsic(cg, "llvm.minnum", LLVMTypeOf(a), (LLVMValueRef[]){a, b}, 2);
+}
+
+LLVMValueRef cg_hsum(Cg *cg, LLVMValueRef v) {
+    LLVMValueRef r = cg_intrinsic(cg, "llvm.vector.reduce.fadd", LLVMTypeOf(v), (LLVMValueRef[]){cg_f32(cg, -0.0), v}, 2);
+    LLVMSetFastMathFlags(r, LLVMFastMathAllowReassoc);
+    return r;
+}
+LLVMValueRef cg_hmax(Cg *cg, LLVMValueRef v) {
+    return cg_intrinsic(cg, "llvm.vector.reduce.fmax", LLVMTypeOf(v), &v, 1);
+}
+
+/* Vector math: glibc's libmvec on x86 (zmm/ymm variants, by the vector-function ABI names),
+ * else libm per lane. Scalars always go to libm. */
+LLVMValueRef cg_math(Cg *cg, const char *fn, LLVMValueRef x) {
+    LLVMTypeRef t = LLVMTypeOf(x);
+    bool vec = LLVMGetTypeKind(t) == LLVMVectorTypeKind;
+    char name[64];
+    LLVMTypeRef ft = LLVMFunctionType(t, &t, 1, 0);
+    if (vec && cg->x86 && ((cg->vw == 16 && cg->avx512) || (cg->vw == 8 && cg->avx2))) {
+        snprintf(name, sizeof name, "_ZGV%cN%dv_%sf", cg->vw == 16 ? 'e' : 'd', cg->vw, fn);
+    } else if (!vec) {
+        snprintf(name, sizeof name, "%sf", fn);
+    } else {
+        LLVMValueRef r = LLVMGetUndef(t);
+        for (int i = 0; i < cg->vw; i++) {
+            LLVMValueRef lane = LLVMConstInt(cg->t_i32, (unsigned long long)i, 0);
+            LLVMValueRef s = cg_math(cg, fn, LLVMBuildExtractElement(cg->b, x, lane, ""));
+            r = LLVMBuildInsertElement(cg->b, r, s, lane, "");
+        }
+        return r;
+    }
+    LLVMValueRef f = LLVMGetNamedFunction(cg->mod, name);
+    if (!f) f = LLVMAddFunction(cg->mod, name, ft);
+    return LLVMBuildCall2(cg->b, ft, f, &x, 1, "");
+}
+
+/* ---- activations --------------------------------------------------------------------------- */
+
+static LLVMValueRef konst(Cg *cg, LLVMTypeRef t, double v) {
+    LLVMValueRef s = cg_f32(cg, v);
+    return LLVMGetTypeKind(t) == LLVMVectorTypeKind ? cg_splat(cg, s) : s;
+}
+
+static LLVMValueRef sel_ge0(Cg *cg, LLVMValueRef x, LLVMValueRef pos, LLVMValueRef neg) {
+    LLVMValueRef c = LLVMBuildFCmp(cg->b, LLVMRealOGE, x, konst(cg, LLVMTypeOf(x), 0), "");
+    return LLVMBuildSelect(cg->b, c, pos, neg, "");
+}
+
+LLVMValueRef cg_activation(Cg *cg, const Node *n, LLVMValueRef x, LLVMValueRef slope) {
+    LLVMBuilderRef b = cg->b;
+    LLVMTypeRef t = LLVMTypeOf(x);
+#define K(v) konst(cg, t, v)
+    switch (n->op) {
+    case OP_RELU: return cg_fmax(cg, x, K(0));
+    case OP_RELU6: return cg_fmin(cg, cg_fmax(cg, x, K(0)), K(6));
+    case OP_LEAKY_RELU: return sel_ge0(cg, x, x, LLVMBuildFMul(b, x, K(ir_attr_float(n, "slope")), ""));
+    case OP_PRELU: return sel_ge0(cg, x, x, LLVMBuildFMul(b, x, slope, ""));
+    case OP_CLAMP: {
+        LLVMValueRef r = x;
+        if (ir_attr_set(n, "min")) r = cg_fmax(cg, r, K(ir_attr_float(n, "min")));
+        if (ir_attr_set(n, "max")) r = cg_fmin(cg, r, K(ir_attr_float(n, "max")));
+        return r;
+    }
+    case OP_SIGMOID: {
+        LLVMValueRef e = cg_math(cg, "exp", LLVMBuildFNeg(b, x, ""));
+        return LLVMBuildFDiv(b, K(1), LLVMBuildFAdd(b, K(1), e, ""), "");
+    }
+    case OP_TANH: return cg_math(cg, "tanh", x);
+    case OP_SILU: {
+        LLVMValueRef e = cg_math(cg, "exp", LLVMBuildFNeg(b, x, ""));
+        return LLVMBuildFDiv(b, x, LLVMBuildFAdd(b, K(1), e, ""), "");
+    }
+    case OP_HARDSWISH:
+    case OP_HARDSIGMOID: {
+        LLVMValueRef r = cg_fmin(cg, cg_fmax(cg, LLVMBuildFAdd(b, x, K(3), ""), K(0)), K(6));
+        r = LLVMBuildFDiv(b, r, K(6), "");
+        return n->op == OP_HARDSWISH ? LLVMBuildFMul(b, x, r, "") : r;
+    }
+    case OP_GELU: {
+        LLVMValueRef half_x = LLVMBuildFMul(b, x, K(0.5), "");
+        LLVMValueRef inner;
+        if (!strcmp(ir_attr_str(n, "approximate"), "tanh")) {
+            LLVMValueRef x3 = LLVMBuildFMul(b, LLVMBuildFMul(b, x, x, ""), x, "");
+            LLVMValueRef u = LLVMBuildFMul(b, K(0.7978845608028654), cg_fma(cg, x3, K(0.044715), x), "");
+            inner = cg_math(cg, "tanh", u);
+        } else {
+            inner = cg_math(cg, "erf", LLVMBuildFMul(b, x, K(0.7071067811865476), ""));
+        }
+        return LLVMBuildFMul(b, half_x, LLVMBuildFAdd(b, K(1), inner, ""), "");
+    }
+    case OP_ELU: {
+        LLVMValueRef neg = LLVMBuildFMul(b, K(ir_attr_float(n, "alpha")), cg_math(cg, "expm1", x), "");
+        LLVMValueRef c = LLVMBuildFCmp(b, LLVMRealOGT, x, K(0), "");
+        return LLVMBuildSelect(b, c, x, neg, "");
+    }
+    case OP_DROPOUT: return x;
+    default: NETC_ASSERT(!"cg_activation: not an activation");
+    }
+#undef K
+}
+
+/* ---- weights ------------------------------------------------------------------------------- */
+
+LLVMValueRef cg_weights(Cg *cg, const float *data, int64_t count, const char *name) {
+    LLVMValueRef init = cg->elide_weights
+                            ? LLVMConstNull(LLVMArrayType2(LLVMInt8TypeInContext(cg->ctx), (uint64_t)count * 4))
+                            : LLVMConstStringInContext2(cg->ctx, (const char *)data, (size_t)count * 4, 1);
+    LLVMValueRef gv = LLVMAddGlobal(cg->mod, LLVMTypeOf(init), name);
+    LLVMSetInitializer(gv, init);
+    LLVMSetGlobalConstant(gv, 1);
+    LLVMSetLinkage(gv, LLVMPrivateLinkage);
+    LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
+    LLVMSetAlignment(gv, 64);
+    return gv;
+}
+
+/* ---- kernels ------------------------------------------------------------------------------- */
+
+static void set_fn_attrs(Cg *cg, LLVMValueRef fn) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%d", cg->vw * 32);
+    LLVMAttributeRef a = LLVMCreateStringAttribute(cg->ctx, "prefer-vector-width", 19, buf, (unsigned)strlen(buf));
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, a);
+    LLVMAttributeRef m = LLVMCreateStringAttribute(cg->ctx, "min-legal-vector-width", 22, buf, (unsigned)strlen(buf));
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, m);
+    unsigned nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(cg->ctx, nounwind, 0));
+}
+
+void cg_parallel(Cg *cg, const char *name, int64_t n, CgBodyFn body, void *user) {
+    char fname[128];
+    snprintf(fname, sizeof fname, "k%d_%s", cg->kernel_count++, name);
+    LLVMValueRef fn = LLVMAddFunction(cg->mod, fname, cg->t_task);
+    LLVMSetLinkage(fn, LLVMInternalLinkage);
+    set_fn_attrs(cg, fn);
+    LLVMBasicBlockRef saved = LLVMGetInsertBlock(cg->b);
+    cg->fn = fn;
+    LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, fn, "entry"));
+    LLVMValueRef ctxp = LLVMGetParam(fn, 0);
+    cg->ctx_ptr = ctxp;
+    cg->ws = LLVMBuildLoad2(cg->b, cg->t_ptr, LLVMBuildStructGEP2(cg->b, cg->t_ctx, ctxp, 0, ""), "ws");
+    cg->ins = LLVMBuildLoad2(cg->b, cg->t_ptr, LLVMBuildStructGEP2(cg->b, cg->t_ctx, ctxp, 1, ""), "ins");
+    cg->outs = LLVMBuildLoad2(cg->b, cg->t_ptr, LLVMBuildStructGEP2(cg->b, cg->t_ctx, ctxp, 2, ""), "outs");
+    CgLoop l;
+    cg_loop_begin(cg, &l, LLVMGetParam(fn, 1), LLVMGetParam(fn, 2), 1, "item");
+    body(cg, l.iv, user);
+    cg_loop_end(cg, &l);
+    LLVMBuildRetVoid(cg->b);
+
+    /* the dispatch, in the entry function */
+    cg->fn = cg->entry_fn;
+    LLVMPositionBuilderAtEnd(cg->b, saved);
+    LLVMValueRef args3[3] = {cg->entry_ctx, cg_i64(cg, 0), cg_i64(cg, n)};
+    if (n <= 1) {
+        LLVMBuildCall2(cg->b, cg->t_task, fn, args3, 3, "");
+        return;
+    }
+    LLVMValueRef has_pool = LLVMBuildIsNotNull(cg->b, cg->entry_pool, "");
+    LLVMBasicBlockRef par = LLVMAppendBasicBlockInContext(cg->ctx, cg->entry_fn, "par");
+    LLVMBasicBlockRef ser = LLVMAppendBasicBlockInContext(cg->ctx, cg->entry_fn, "ser");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(cg->ctx, cg->entry_fn, "done");
+    LLVMBuildCondBr(cg->b, has_pool, par, ser);
+    LLVMPositionBuilderAtEnd(cg->b, par);
+    LLVMTypeRef pf_args[4] = {cg->t_ptr, cg->t_i64, cg->t_ptr, cg->t_ptr};
+    LLVMTypeRef pf_t = LLVMFunctionType(cg->t_void, pf_args, 4, 0);
+    LLVMValueRef pf = LLVMBuildLoad2(cg->b, cg->t_ptr, cg->entry_pool, "parallel_for");
+    LLVMBuildCall2(cg->b, pf_t, pf, (LLVMValueRef[]){cg->entry_pool, cg_i64(cg, n), fn, cg->entry_ctx}, 4, "");
+    LLVMBuildBr(cg->b, done);
+    LLVMPositionBuilderAtEnd(cg->b, ser);
+    LLVMBuildCall2(cg->b, cg->t_task, fn, args3, 3, "");
+    LLVMBuildBr(cg->b, done);
+    LLVMPositionBuilderAtEnd(cg->b, done);
+}
+
+/* ---- the generic strided copy ------------------------------------------------------------- */
+
+typedef struct CopyJob {
+    const CgView *dst, *src;
+} CopyJob;
+
+/* One item = one index of the outermost dimension(s) but the last; the innermost dimension is
+ * a loop (vectorised when both sides are contiguous in it). */
+static void copy_body(Cg *cg, LLVMValueRef item, void *user) {
+    const CopyJob *j = user;
+    const CgView *d = j->dst, *s = j->src;
+    int r = d->rank;
+    LLVMValueRef idx[IR_MAX_RANK];
+    LLVMValueRef rem = item;
+    for (int i = r - 2; i >= 0; i--) {
+        idx[i] = cg_remc(cg, rem, d->shape[i]);
+        rem = cg_divc(cg, rem, d->shape[i]);
+    }
+    int64_t inner = r ? d->shape[r - 1] : 1;
+    idx[r ? r - 1 : 0] = cg_i64(cg, 0);
+    LLVMValueRef dp = r ? cg_view_at(cg, d, idx) : cg_view_ptr(cg, d, cg_i64(cg, 0));
+    LLVMValueRef sp = r ? cg_view_at(cg, s, idx) : cg_view_ptr(cg, s, cg_i64(cg, 0));
+    int64_t ds = r ? d->stride[r - 1] : 1, ss = r ? s->stride[r - 1] : 1;
+    if (ds == 1 && ss == 1) {
+        int64_t full = inner / cg->vw * cg->vw;
+        if (full) {
+            CgLoop l;
+            cg_loop_begin(cg, &l, cg_i64(cg, 0), cg_i64(cg, full), cg->vw, "c");
+            cg_vstore(cg, cg_vload(cg, cg_gep(cg, sp, l.iv)), cg_gep(cg, dp, l.iv));
+            cg_loop_end(cg, &l);
+        }
+        if (inner > full) {
+            LLVMValueRef m = cg_mask(cg, inner - full);
+            LLVMValueRef v = cg_vload_masked(cg, cg_gep(cg, sp, cg_i64(cg, full)), m);
+            cg_vstore_masked(cg, v, cg_gep(cg, dp, cg_i64(cg, full)), m);
+        }
+        return;
+    }
+    CgLoop l;
+    cg_loop_begin(cg, &l, cg_i64(cg, 0), cg_i64(cg, inner), 1, "c");
+    LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->t_f32, cg_gep(cg, sp, cg_mulc(cg, l.iv, ss)), "");
+    LLVMBuildStore(cg->b, v, cg_gep(cg, dp, cg_mulc(cg, l.iv, ds)));
+    cg_loop_end(cg, &l);
+}
+
+void cg_copy(Cg *cg, const char *name, const CgView *dst, const CgView *src) {
+    NETC_ASSERT(dst->rank == src->rank);
+    int64_t items = 1;
+    for (int i = 0; i + 1 < dst->rank; i++) items *= dst->shape[i];
+    CopyJob j = {dst, src};
+    cg_parallel(cg, name, items, copy_body, &j);
+}

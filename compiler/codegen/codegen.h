@@ -1,0 +1,27 @@
+/* codegen.h — the public entry of code generation: a verified, weight-bound graph in, an
+ * artifact out (.so, .o + .h, .h, .ll, .s), written atomically (temporary file + rename). */
+#ifndef NETC_CODEGEN_H
+#define NETC_CODEGEN_H
+
+#include <stdbool.h>
+
+#include "diag.h"
+#include "ir/ir.h"
+
+typedef enum { EMIT_SO, EMIT_OBJ, EMIT_HEADER, EMIT_LL, EMIT_ASM } EmitKind;
+
+typedef struct CodegenOptions {
+    EmitKind emit;
+    const char *out;    /* the output path (for obj/header: OUT.o and OUT.h from OUT minus .o/.h) */
+    const char *triple; /* NULL: the host */
+    const char *cpu;    /* NULL/"native": the host CPU; "generic"; any LLVM CPU name */
+    int opt_level;      /* 0..3 */
+} CodegenOptions;
+
+bool codegen_emit(const Graph *g, const CodegenOptions *o, Diags *d);
+
+/* The C identifier used for a tensor name in the generated header (keywords and clashes get a
+ * suffix), for tests and the deploy example. */
+const char *codegen_c_name(const char *name, char *buf, size_t len);
+
+#endif

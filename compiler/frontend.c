@@ -1,0 +1,47 @@
+/* frontend.c — read, parse, lower, verify and bind weights: the one call every tool uses. */
+#include "frontend.h"
+
+#include <stdlib.h>
+
+#include "ast.h"
+#include "lower/lower.h"
+#include "weights/weights.h"
+
+Graph *frontend_load_text(const char *file, const char *text, size_t len, const FrontendOptions *o,
+                          Diags *d) {
+    Arena ast_arena = {0};
+    Ast ast = {0};
+    diags_set_source(d, file, text, len);
+    Graph *g = NULL;
+    if (ast_parse(&ast_arena, d, file, text, len, &ast)) g = lower_ast(&ast, file, d);
+    arena_free(&ast_arena);
+    if (!g) return NULL;
+    if (!ir_verify(g, d, false)) goto fail;
+    if (o && o->weights_path) {
+        if (!weights_load(g, o->weights_path, d)) goto fail;
+    } else {
+        weights_random_init(g, o ? o->seed : 0);
+        if (!(o && o->quiet))
+            diag_note(d, (SrcLoc){0}, "no --weights given: using seeded random weights (seed %llu)",
+                      (unsigned long long)(o ? o->seed : 0));
+    }
+    if (!ir_verify(g, d, true)) goto fail;
+    return g;
+fail:
+    ir_graph_free(g);
+    return NULL;
+}
+
+Graph *frontend_load(const char *path, const FrontendOptions *o, Diags *d) {
+    size_t len;
+    const char *err;
+    char *text = util_read_file(path, &len, &err);
+    if (!text) {
+        diag_error(d, (SrcLoc){.file = path}, "cannot read the model: %s", err);
+        return NULL;
+    }
+    /* the diagnostics keep pointing into the text to print source lines: they own it now */
+    free(d->owned_text);
+    d->owned_text = text;
+    return frontend_load_text(path, text, len, o, d);
+}

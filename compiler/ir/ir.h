@@ -1,0 +1,182 @@
+/* ir.h — the graph IR: nodes over tensors, one op table (ops.def), attribute values, the builder
+ * used by lowering and tests, shape inference, the verifier and the text printer. */
+#ifndef NETC_IR_H
+#define NETC_IR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../diag.h"
+#include "../util.h"
+
+#define IR_MAX_RANK 8
+#define IR_MAX_WEIGHTS 4
+#define IR_MAX_ATTRS 12
+
+enum {
+    OPF_WEIGHTS = 1 << 0,    /* has weight tensors: must be the whole right-hand side */
+    OPF_ELEMENTWISE = 1 << 1, /* output shape == (broadcast) input shape, element by element */
+    OPF_ACTIVATION = 1 << 2, /* an activation of the language (fusable into an epilogue) */
+    OPF_BINARY = 1 << 3,     /* add/sub/mul/div with [N,C,1,1] broadcast from either side */
+};
+
+typedef enum {
+#define OP(E, id, in, at, w, shape, fl) OP_##E,
+#include "../ops.def"
+#undef OP
+    OP_COUNT
+} OpKind;
+
+/* A value of the language: constants during lowering, and node attributes. */
+typedef enum { VAL_NONE, VAL_INT, VAL_FLOAT, VAL_BOOL, VAL_STR, VAL_LIST, VAL_TENSOR } ValKind;
+typedef struct Value {
+    ValKind kind;
+    int64_t i;
+    double f;
+    bool b;
+    const char *s;
+    int n;               /* VAL_LIST */
+    struct Value *items; /* VAL_LIST */
+    int tensor;          /* VAL_TENSOR: tensor id */
+} Value;
+
+typedef enum { AT_INT, AT_FLOAT, AT_BOOL, AT_STR, AT_PAIR, AT_INTS } AttrType;
+
+typedef struct AttrSpec {
+    const char *name;
+    AttrType type;
+    bool required;
+    Value def; /* VAL_NONE: no default */
+} AttrSpec;
+
+typedef struct OpInfo {
+    const char *name;
+    int min_inputs, max_inputs; /* max -1: unbounded */
+    const char *input_names[2];
+    int nattrs;
+    AttrSpec attrs[IR_MAX_ATTRS];
+    int nweights;
+    const char *weight_names[IR_MAX_WEIGHTS];
+    unsigned flags;
+} OpInfo;
+
+const OpInfo *op_info(OpKind k);
+/* OP_COUNT when unknown */
+OpKind op_lookup(const char *name);
+/* index of the attribute in the op's table, -1 if it has none of that name */
+int op_attr_index(OpKind k, const char *name);
+const char *attr_type_name(AttrType t);
+
+typedef enum { TK_INPUT, TK_VALUE, TK_WEIGHT } TensorKind;
+
+typedef struct Tensor {
+    int id;
+    const char *name; /* inputs: as declared; values: binding path; weights: state_dict name */
+    TensorKind kind;
+    int rank;
+    int64_t shape[IR_MAX_RANK];
+    float *data;  /* weights: the bound values (heap, owned by the graph), else NULL */
+    int producer; /* node id, -1 for inputs and weights */
+    SrcLoc loc;
+} Tensor;
+
+/* The chain of def calls that produced a node, innermost first: errors add a note per call. */
+typedef struct CallSite {
+    SrcLoc loc;
+    const char *def_name;
+    const struct CallSite *parent;
+} CallSite;
+
+typedef struct Node {
+    int id;
+    OpKind op;
+    const char *name; /* binding path; weights are named name.weight, ... */
+    SrcLoc loc;
+    const CallSite *calls;
+    int nin;
+    int *in;   /* tensor ids */
+    int out;   /* tensor id */
+    Value attrs[IR_MAX_ATTRS]; /* by op_info(op)->attrs index; VAL_NONE = not set */
+    int w[IR_MAX_WEIGHTS];     /* by op_info(op)->weight_names index; -1 = absent */
+    bool dead;
+} Node;
+
+typedef struct Graph {
+    Arena arena;      /* names, attribute lists, node input arrays */
+    const char *name; /* the model's name (C identifier) */
+    PtrVec tensors;   /* Tensor*, indexed by id */
+    PtrVec nodes;     /* Node*, in a topological order (the schedule) */
+    int ninputs, noutputs;
+    int *inputs;  /* tensor ids */
+    int *outputs; /* tensor ids */
+    const char **output_names;
+    SrcLoc *output_locs;
+} Graph;
+
+Graph *ir_graph_new(const char *name);
+void ir_graph_free(Graph *g);
+
+static inline Tensor *ir_tensor(const Graph *g, int id) { return (Tensor *)g->tensors.items[id]; }
+static inline Node *ir_node(const Graph *g, int i) { return (Node *)g->nodes.items[i]; }
+int64_t ir_numel(const Tensor *t);
+
+/* A new tensor (id = its index); producer -1; the name is copied into the graph's arena. */
+int ir_new_tensor(Graph *g, const char *name, TensorKind k, int rank, const int64_t *shape, SrcLoc loc);
+int ir_add_input(Graph *g, const char *name, int rank, const int64_t *shape, SrcLoc loc);
+/* A node with attributes at their defaults, an output tensor (shape unknown until
+ * ir_infer_node) named `name`, and no weight tensors yet. */
+Node *ir_add_node(Graph *g, OpKind op, const char *name, const int *inputs, int nin, SrcLoc loc);
+void ir_add_output(Graph *g, int tensor, const char *name, SrcLoc loc);
+
+/* Set an attribute (name must exist for the op: asserted). Values are stored normalised:
+ * AT_PAIR as a 2-list of ints, AT_FLOAT as VAL_FLOAT. */
+void ir_set_attr(Graph *g, Node *n, const char *name, Value v);
+void ir_set_int(Graph *g, Node *n, const char *name, int64_t v);
+void ir_set_float(Graph *g, Node *n, const char *name, double v);
+void ir_set_bool(Graph *g, Node *n, const char *name, bool v);
+void ir_set_str(Graph *g, Node *n, const char *name, const char *v);
+void ir_set_pair(Graph *g, Node *n, const char *name, int64_t a, int64_t b);
+void ir_set_ints(Graph *g, Node *n, const char *name, const int64_t *v, int count);
+
+/* Attribute access (the name must exist for the op: asserted). */
+const Value *ir_attr(const Node *n, const char *name);
+bool ir_attr_set(const Node *n, const char *name);
+int64_t ir_attr_int(const Node *n, const char *name);
+double ir_attr_float(const Node *n, const char *name);
+bool ir_attr_bool(const Node *n, const char *name);
+const char *ir_attr_str(const Node *n, const char *name);
+void ir_attr_pair(const Node *n, const char *name, int64_t out[2]);
+int ir_attr_ints(const Node *n, const char *name, int64_t *out, int max); /* returns count */
+
+/* Weight tensor of the node by parameter name, NULL when absent. */
+Tensor *ir_weight(const Graph *g, const Node *n, const char *param);
+
+/* Shape inference for one node whose inputs have shapes: checks ranks, shapes and attribute
+ * values (errors name the op and both shapes, at the node's location, with call notes),
+ * canonicalises derived defaults (pool stride = kernel, slice end, negative axes), sets the
+ * output shape, and creates the weight tensors (named node->name + "." + param) or checks the
+ * shapes of existing ones. Returns false after reporting an error. */
+bool ir_infer_node(Graph *g, Node *n, Diags *d);
+/* Report an error at the node with a note per def call on the way. */
+void ir_node_error(Diags *d, const Node *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Structure (ids in range, topological order, one producer per tensor, outputs produced,
+ * every weight bound when `need_data`) and shapes (re-infers every node). */
+bool ir_verify(Graph *g, Diags *d, bool need_data);
+
+/* Readable text close to the .net syntax, stable across runs (diffs show what a pass did). */
+void ir_print(const Graph *g, FILE *out);
+/* "[1, 64, 56, 56]" into buf */
+const char *ir_shape_str(const Tensor *t, char *buf, size_t len);
+const char *ir_dims_str(int rank, const int64_t *shape, char *buf, size_t len);
+
+/* Multiply-accumulates of a node (0 for data movement), for check's summary and --stats. */
+int64_t ir_node_macs(const Graph *g, const Node *n);
+/* Number of weight floats of a node. */
+int64_t ir_node_weight_count(const Graph *g, const Node *n);
+
+/* Remove dead nodes and renumber; tensors no longer referenced stay (harmless). */
+void ir_compact(Graph *g);
+
+#endif

@@ -1,0 +1,113 @@
+/* netrt.h — the netc runtime: load a compiled model, query it, run it, with a thread pool.
+ *
+ * A model compiled by netc (`netc model.net -o model.so`) exports one descriptor,
+ * `netrt_model_descriptor`, whose layout is below. The loader API wraps it:
+ *
+ *     char err[256];
+ *     netrt_model *m = netrt_open("model.so", err, sizeof err);     // dlopen + ABI check
+ *     const netrt_tensor_info *in = netrt_input(m, 0);               // name, rank, shape
+ *     void *ws = netrt_alloc_workspace(m);                           // one block per thread
+ *     netrt_pool *pool = netrt_pool_create(0);                       // 0: NETRT_NUM_THREADS or cores
+ *     netrt_run(m, inputs, outputs, ws, pool);                       // NCHW float32 buffers
+ *     netrt_free_workspace(ws); netrt_pool_destroy(pool); netrt_close(m);
+ *
+ * Generated code needs nothing from this library: it calls the pool through the function
+ * pointer that starts `struct netrt_pool`, and runs serially when the pool is NULL. A model
+ * linked statically (`--emit=obj`) has a typed entry point declared in its generated header. */
+#ifndef NETRT_H
+#define NETRT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NETRT_ABI_VERSION 1
+#define NETRT_MAX_RANK 8
+#define NETRT_DESCRIPTOR_SYMBOL "netrt_model_descriptor"
+
+/* ---- the thread pool --------------------------------------------------------------------- */
+
+/* A parallel loop body: iterations [begin, end) of a loop of n, with the kernel's context. */
+typedef void (*netrt_task_fn)(void *ctx, int64_t begin, int64_t end);
+
+typedef struct netrt_pool netrt_pool;
+/* Generated code relies on this first member only. */
+struct netrt_pool {
+    void (*parallel_for)(netrt_pool *pool, int64_t n, netrt_task_fn fn, void *ctx);
+};
+
+/* nthreads <= 0: NETRT_NUM_THREADS if it is a positive integer, else the number of online cores
+ * (at most 1024). NULL on OOM. parallel_for splits [0, n) into one contiguous chunk per thread
+ * (the caller runs the first) and returns when all are done; a nested call from inside a task,
+ * or a call while another thread is using the same pool, runs serially on the calling thread.
+ * Different pools are independent. */
+netrt_pool *netrt_pool_create(int nthreads);
+int netrt_pool_threads(const netrt_pool *pool); /* 1 for NULL */
+void netrt_pool_destroy(netrt_pool *pool);
+
+/* ---- the descriptor a compiled model exports ------------------------------------------- */
+
+typedef struct netrt_tensor_info {
+    const char *name;
+    int32_t rank;
+    int64_t shape[NETRT_MAX_RANK];
+} netrt_tensor_info;
+
+typedef struct netrt_model_desc {
+    uint32_t abi_version;   /* NETRT_ABI_VERSION: checked first */
+    uint32_t desc_size;     /* sizeof(netrt_model_desc) when compiled */
+    const char *name;       /* the model's name */
+    int32_t ninputs, noutputs;
+    const netrt_tensor_info *inputs, *outputs;
+    uint64_t workspace_size;  /* bytes */
+    uint64_t workspace_align; /* 64 */
+    /* inputs[i]/outputs[i]: caller buffers in NCHW order, not overlapping the workspace.
+     * Returns 0. */
+    int (*run)(const float *const *inputs, float *const *outputs, void *workspace, netrt_pool *pool);
+} netrt_model_desc;
+
+/* ---- the loader ------------------------------------------------------------------------- */
+
+typedef enum netrt_status {
+    NETRT_OK = 0,
+    NETRT_ERR_OPEN = 1,     /* dlopen failed */
+    NETRT_ERR_NOT_MODEL = 2,/* no descriptor symbol */
+    NETRT_ERR_ABI = 3,      /* ABI version mismatch */
+    NETRT_ERR_ARG = 4,      /* bad argument (index, NULL buffer) */
+    NETRT_ERR_NOMEM = 5,
+    NETRT_ERR_RUN = 6       /* the model's run returned non-zero */
+} netrt_status;
+
+typedef struct netrt_model netrt_model;
+
+/* NULL on failure, with a message in err (which may be NULL): dlopen's own text for a file that
+ * is not a loadable shared object, "'x.so' is not a netc model (...)", an ABI mismatch naming both
+ * versions, or what is malformed in the descriptor. A path without '/' means the working
+ * directory (as "./path"), not the library search path. The descriptor is checked once here:
+ * counts, names (unique), ranks <= NETRT_MAX_RANK, dimensions >= 1, alignment, entry point. */
+netrt_model *netrt_open(const char *path, char *err, size_t errlen);
+/* The same checks for a descriptor already in memory (a statically linked model). */
+netrt_model *netrt_open_desc(const netrt_model_desc *desc, char *err, size_t errlen);
+void netrt_close(netrt_model *m);
+const netrt_model_desc *netrt_desc(const netrt_model *m);
+int netrt_num_inputs(const netrt_model *m);
+int netrt_num_outputs(const netrt_model *m);
+const netrt_tensor_info *netrt_input(const netrt_model *m, int i);
+const netrt_tensor_info *netrt_output(const netrt_model *m, int i);
+size_t netrt_tensor_count(const netrt_tensor_info *t); /* number of floats */
+/* aligned to max(workspace_align, 64), never NULL for a 0-byte workspace; NULL on OOM */
+void *netrt_alloc_workspace(const netrt_model *m);
+void netrt_free_workspace(void *ws);
+/* Checks the arguments (NULL or misaligned buffers, outputs overlapping the workspace, an input or
+ * another output: NETRT_ERR_ARG), then calls desc->run. pool may be NULL (serial). */
+netrt_status netrt_run(const netrt_model *m, const float *const *inputs, float *const *outputs,
+                       void *workspace, netrt_pool *pool);
+const char *netrt_status_str(netrt_status s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

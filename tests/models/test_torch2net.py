@@ -1,0 +1,167 @@
+#!/usr/bin/python3
+"""test_torch2net.py — tools/torch2net.py without netc: what it maps, how it names bindings and
+weights, what it refuses, and its CLI's exit status. (Numbers: tests/cli/models.sh runs the
+converted models with `netc run` against PyTorch.)  Run: /usr/bin/python3 test_torch2net.py SRC"""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+SRC = sys.argv.pop(1) if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "../..")
+TOOLS = os.path.join(os.path.abspath(SRC), "tools")
+sys.path.insert(0, TOOLS)
+import torch2net  # noqa: E402
+
+
+def statements(text):
+    """{binding: right-hand side} of a .net text."""
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r"^(\w+) = (.*)$", line)
+        if m:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+class Shuffle(nn.Module):
+    """The ShuffleNet channel shuffle spelled with view / transpose / view, and a shared conv."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(8, 8, 1)
+
+    def forward(self, x):
+        b, c, h, w = x.size()
+        y = x.view(b, 2, c // 2, h, w).transpose(1, 2).contiguous().view(b, -1, h, w)
+        return self.conv(self.conv(y))
+
+
+class WithLayerNorm(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.norm = nn.LayerNorm([4, 8, 8])
+
+    def forward(self, x):
+        return self.norm(self.conv(x)) * 2.0
+
+
+class TestTorchvision(unittest.TestCase):
+    def convert(self, name, size=96):
+        import torchvision.models as tvm
+        torch.manual_seed(0)
+        kw = {"aux_logits": False, "init_weights": False} if name == "googlenet" else {}
+        model = getattr(tvm, name)(**kw).eval()
+        return torch2net.convert(model, torch.randn(1, 3, size, size), name)
+
+    def test_classification_models_map_completely(self):
+        # expected statement counts: one per layer of the flat graph (at 96x96, VGG's 7x7
+        # adaptive pool is a real adaptive_avgpool, not the no-op it is at 224)
+        for name, count in [("resnet18", 69), ("resnet50", 175), ("mobilenet_v2", 153),
+                            ("mobilenet_v3_small", 157), ("shufflenet_v2_x0_5", 211),
+                            ("squeezenet1_1", 66), ("densenet121", 431),
+                            ("efficientnet_b0", 240), ("googlenet", 197), ("vgg11", 30)]:
+            with self.subTest(model=name):
+                text, tensors, unmapped = self.convert(name)
+                self.assertEqual(unmapped, [])
+                self.assertEqual(len(statements(text)), count)
+                self.assertFalse([k for k in tensors if "num_batches_tracked" in k])
+
+    def test_resnet18_names_and_attributes(self):
+        text, tensors, _ = self.convert("resnet18", 224)
+        st = statements(text)
+        self.assertIn("input x: [1, 3, 224, 224]", text)
+        self.assertEqual(st["conv1"], "conv2d(x, 64, kernel=7, stride=2, pad=3, bias=false)")
+        self.assertEqual(st["maxpool"], "maxpool2d(relu, kernel=3, stride=2, pad=1)")
+        self.assertEqual(st["layer2_0_downsample_0"],
+                         "conv2d(layer1_1_relu_1, 128, kernel=1, stride=2, bias=false)")
+        self.assertEqual(st["avgpool"], "global_avgpool(layer4_1_relu_1)")
+        self.assertEqual(st["fc"], "linear(flatten, 1000)")
+        self.assertEqual(tuple(tensors["layer1_0_conv1.weight"].shape), (64, 64, 3, 3))
+        self.assertEqual(tuple(tensors["layer2_0_downsample_1.running_var"].shape), (128,))
+        self.assertEqual(len(tensors), 20 + 20 * 4 + 2)  # 20 convs, 20 BNs, fc
+        self.assertTrue(text.rstrip().endswith("output fc"))
+
+    def test_shufflenet_uses_channel_shuffle_and_slices(self):
+        text, _, _ = self.convert("shufflenet_v2_x0_5")
+        self.assertIn("channel_shuffle(cat, groups=2)", text)
+        self.assertRegex(text, r"= slice\(channel_shuffle, start=24, end=48\)")
+
+
+class TestPatterns(unittest.TestCase):
+    def test_view_transpose_view_is_a_channel_shuffle(self):
+        text, tensors, unmapped = torch2net.convert(Shuffle().eval(), torch.randn(1, 8, 5, 5))
+        self.assertEqual(unmapped, [])
+        st = statements(text)
+        self.assertEqual(list(st.values())[0], "channel_shuffle(x, groups=2)")
+        # the shared conv is bound twice, each binding with its own copy of the weights
+        self.assertEqual(st["conv_1"], "conv2d(conv, 8, kernel=1)")
+        self.assertTrue((tensors["conv.weight"] == tensors["conv_1.weight"]).all())
+
+    def test_unmapped_nodes_are_reported(self):
+        text, _, unmapped = torch2net.convert(WithLayerNorm().eval(), torch.randn(1, 3, 8, 8))
+        self.assertEqual(unmapped, [("norm", "norm"), ("mul", "mul")])
+        self.assertIn("# unmapped:", text)
+
+    def test_functional_forms(self):
+        class M(nn.Module):
+            def forward(self, x):
+                y = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+                z = F.pad(y, (1, 1, 2, 2), mode="reflect")[:, 1:3]
+                return torch.mean(F.hardtanh(z, -0.5, 0.5), dim=(2, 3), keepdim=True)
+        text, _, unmapped = torch2net.convert(M().eval(), torch.randn(1, 4, 6, 6))
+        self.assertEqual(unmapped, [])
+        st = list(statements(text).values())
+        self.assertEqual(st, ['upsample(x, scale=2.0, mode="bilinear")',
+                              'pad(interpolate, pad=[1, 1, 2, 2], mode="reflect")',
+                              "slice(pad, start=1, end=3)",
+                              "clamp(getitem, min=-0.5, max=0.5)",
+                              "global_avgpool(hardtanh)"])
+
+
+class TestCli(unittest.TestCase):
+    def run_cli(self, *args):
+        return subprocess.run([sys.executable, os.path.join(TOOLS, "torch2net.py"), *args],
+                              capture_output=True, text=True)
+
+    def test_unmapped_exit_status(self):
+        with tempfile.TemporaryDirectory() as d:
+            src = os.path.join(d, "m.py")
+            with open(src, "w") as f:
+                f.write("import torch.nn as nn\n"
+                        "class M(nn.Module):\n"
+                        "    def __init__(self):\n"
+                        "        super().__init__()\n"
+                        "        self.norm = nn.LayerNorm(4)\n"
+                        "    def forward(self, x):\n"
+                        "        return self.norm(x)\n")
+            out = os.path.join(d, "m.net")
+            r = self.run_cli(f"{src}:M", "--input-shape", "2,4", "-o", out)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("unmapped: node norm (target norm)", r.stderr)
+            self.assertFalse(os.path.exists(out))
+            r = self.run_cli(f"{src}:M", "--input-shape", "2,4", "-o", out, "--allow-unmapped")
+            self.assertEqual(r.returncode, 0)
+            self.assertTrue(os.path.exists(out))
+
+    def test_torchvision_to_files(self):
+        with tempfile.TemporaryDirectory() as d:
+            net, w = os.path.join(d, "sq.net"), os.path.join(d, "sq.safetensors")
+            r = self.run_cli("torchvision.models:squeezenet1_1", "--input-shape", "1,3,64,64",
+                             "-o", net, "--weights", w)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(net) as f:
+                text = f.read()
+            self.assertIn("net sq\n", text)
+            self.assertIn("features_0 = conv2d(x, 64, kernel=3, stride=2)", text)
+            self.assertGreater(os.path.getsize(w), 4 * 1_000_000)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=1)

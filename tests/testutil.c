@@ -1,0 +1,127 @@
+/* testutil.c — helpers shared by the Criterion suites. */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+
+const char *tu_src(const char *rel) {
+    static char bufs[4][4096];
+    static int k;
+    char *b = bufs[k++ & 3];
+    snprintf(b, sizeof bufs[0], "%s/%s", NETC_SOURCE_DIR, rel);
+    return b;
+}
+
+double tu_rel_err(const float *a, const float *b, size_t n) {
+    double maxd = 0, maxr = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (d > maxd || isnan(d)) maxd = isnan(d) ? INFINITY : d;
+        if (fabs((double)b[i]) > maxr) maxr = fabs((double)b[i]);
+    }
+    /* a floor on the scale: an output that is all ~1e-14 (gelu far left) is compared absolutely */
+    return maxd / (maxr > 1e-4 ? maxr : 1e-4);
+}
+
+void tu_fill_random(float *x, size_t n, uint64_t seed) {
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        x[i] = (float)((double)(s >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+    }
+}
+
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codegen/codegen.h"
+#include "frontend.h"
+#include "interp/interp.h"
+#include "netrt.h"
+
+Graph *tu_load_text(const char *src, uint64_t seed) {
+    Diags d;
+    diags_init(&d);
+    FrontendOptions o = {.quiet = true, .seed = seed};
+    Graph *g = frontend_load_text("test.net", src, strlen(src), &o, &d);
+    if (!g) {
+        char *s = diags_to_string(&d);
+        cr_log_error("%s", s);
+        free(s);
+    }
+    diags_free(&d);
+    return g;
+}
+
+double tu_compiled_vs_interp(const Graph *g, int opt_level, int threads, uint64_t seed) {
+    static int counter;
+    char dir[] = "/tmp/netc_test_XXXXXX";
+    if (!mkdtemp(dir)) return -1;
+    char so[128];
+    snprintf(so, sizeof so, "%s/m%d.so", dir, counter++);
+    Diags d;
+    diags_init(&d);
+    CodegenOptions co = {.emit = EMIT_SO, .out = so, .opt_level = opt_level};
+    bool ok = codegen_emit(g, &co, &d);
+    if (!ok) {
+        char *s = diags_to_string(&d);
+        cr_log_error("codegen failed:\n%s", s);
+        free(s);
+        diags_free(&d);
+        rmdir(dir);
+        return -1;
+    }
+    char err[512];
+    netrt_model *m = netrt_open(so, err, sizeof err);
+    unlink(so);
+    rmdir(dir);
+    if (!m) {
+        cr_log_error("load failed: %s", err);
+        diags_free(&d);
+        return -1;
+    }
+    float **in = calloc((size_t)g->ninputs, sizeof *in);
+    float **out = calloc((size_t)g->noutputs, sizeof *out), **ref = calloc((size_t)g->noutputs, sizeof *ref);
+    for (int i = 0; i < g->ninputs; i++) {
+        size_t n = (size_t)ir_numel(ir_tensor(g, g->inputs[i]));
+        in[i] = malloc(n * sizeof(float));
+        tu_fill_random(in[i], n, seed + (uint64_t)i);
+    }
+    for (int i = 0; i < g->noutputs; i++) {
+        size_t n = (size_t)ir_numel(ir_tensor(g, g->outputs[i]));
+        out[i] = malloc(n * sizeof(float));
+        ref[i] = malloc(n * sizeof(float));
+        for (size_t k = 0; k < n; k++) out[i][k] = NAN; /* every element must be written */
+    }
+    double worst = -1;
+    if (interp_run(g, (const float *const *)in, ref, &d)) {
+        netrt_pool *pool = threads > 0 ? netrt_pool_create(threads) : NULL;
+        void *ws = netrt_alloc_workspace(m);
+        /* poison the workspace: kernels must not rely on zeroed memory */
+        memset(ws, 0xff, netrt_desc(m)->workspace_size);
+        netrt_status st = netrt_run(m, (const float *const *)in, out, ws, pool);
+        if (st == NETRT_OK) {
+            worst = 0;
+            for (int i = 0; i < g->noutputs; i++) {
+                double e = tu_rel_err(out[i], ref[i], (size_t)ir_numel(ir_tensor(g, g->outputs[i])));
+                if (e > worst) worst = e;
+            }
+        } else {
+            cr_log_error("run failed: %s", netrt_status_str(st));
+        }
+        netrt_free_workspace(ws);
+        if (pool) netrt_pool_destroy(pool);
+    } else {
+        char *s = diags_to_string(&d);
+        cr_log_error("interpreter failed:\n%s", s);
+        free(s);
+    }
+    for (int i = 0; i < g->ninputs; i++) free(in[i]);
+    for (int i = 0; i < g->noutputs; i++) free(out[i]), free(ref[i]);
+    free(in), free(out), free(ref);
+    netrt_close(m);
+    diags_free(&d);
+    return worst;
+}
