@@ -17,6 +17,15 @@ Graph *frontend_load_text(const char *file, const char *text, size_t len, const 
     arena_free(&ast_arena);
     if (!g) return NULL;
     if (!ir_verify(g, d, false)) goto fail;
+    /* refuse, with a message, what could only end in running out of memory */
+    int64_t weights = 0;
+    for (int i = 0; i < g->tensors.len; i++)
+        if (ir_tensor(g, i)->kind == TK_WEIGHT) weights += ir_numel(ir_tensor(g, i));
+    if (weights > ((int64_t)1 << 31)) {
+        diag_error(d, (SrcLoc){.file = file}, "the model has %lld weights (%.1f GiB): more than netc handles (2^31)",
+                   (long long)weights, (double)weights * 4 / 1073741824.0);
+        goto fail;
+    }
     if (o && o->weights_path) {
         if (!weights_load(g, o->weights_path, d)) goto fail;
     } else {

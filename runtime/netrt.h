@@ -13,7 +13,11 @@
  *
  * Generated code needs nothing from this library: it calls the pool through the function
  * pointer that starts `struct netrt_pool`, and runs serially when the pool is NULL. A model
- * linked statically (`--emit=obj`) has a typed entry point declared in its generated header. */
+ * linked statically (`--emit=obj`) has a typed entry point declared in its generated header.
+ *
+ * `cmake --install` puts this header and npy.h in include/netrt/, libnetrt.a in lib/, netrun in
+ * bin/, and netrt.pc in lib/pkgconfig/: build with `cc app.c $(pkg-config --cflags --libs netrt)`
+ * and `#include "netrt.h"`. */
 #ifndef NETRT_H
 #define NETRT_H
 

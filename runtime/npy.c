@@ -323,7 +323,10 @@ int netrt_npy_write(const char *path, const float *data, int rank, const int64_t
         return -1;
     }
     memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.XXXXXX", 12);
+    /* mkstemp's template: the name, ".tmp.", then six 'X' it replaces */
+    memcpy(tmp + plen, ".tmp.", 5);
+    memset(tmp + plen + 5, 'X', 6);
+    tmp[plen + 11] = 0;
     int fd = mkstemp(tmp);
     if (fd < 0) {
         seterr(err, errlen, "%s: cannot create: %s", path, strerror(errno));

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdalign.h>
 #include <stdatomic.h>
@@ -82,7 +83,10 @@ static uint64_t spin_for_gen(Pool *p, uint64_t seen) {
         cpu_relax();
         g = atomic_load_explicit(&p->gen, memory_order_acquire);
         if (g != seen) return g;
-        if ((i & 63) == 0 && now_ns() > deadline) return g;
+        if ((i & 63) == 0) {
+            if (now_ns() > deadline) return g;
+            sched_yield();
+        }
     }
 }
 
@@ -144,14 +148,17 @@ static void pool_parallel_for(netrt_pool *base, int64_t n, netrt_task_fn fn, voi
         int64_t deadline = now_ns() + POOL_SPIN_NS;
         for (unsigned i = 1; atomic_load_explicit(&p->remaining, memory_order_acquire) != 0; i++) {
             cpu_relax();
-            if ((i & 63) == 0 && now_ns() > deadline) {
-                pthread_mutex_lock(&p->mu);
-                atomic_store(&p->caller_sleeping, 1);
-                while (atomic_load(&p->remaining) != 0) pthread_cond_wait(&p->done_cv, &p->mu);
-                atomic_store(&p->caller_sleeping, 0);
-                pthread_mutex_unlock(&p->mu);
-                break;
+            if ((i & 63) != 0) continue;
+            if (now_ns() <= deadline) {
+                sched_yield();
+                continue;
             }
+            pthread_mutex_lock(&p->mu);
+            atomic_store(&p->caller_sleeping, 1);
+            while (atomic_load(&p->remaining) != 0) pthread_cond_wait(&p->done_cv, &p->mu);
+            atomic_store(&p->caller_sleeping, 0);
+            pthread_mutex_unlock(&p->mu);
+            break;
         }
     }
     atomic_flag_clear_explicit(&p->busy, memory_order_release);

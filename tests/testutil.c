@@ -56,6 +56,45 @@ Graph *tu_load_text(const char *src, uint64_t seed) {
 }
 
 double tu_compiled_vs_interp(const Graph *g, int opt_level, int threads, uint64_t seed) {
+    return tu_compiled_vs_interp_ref(g, g, opt_level, threads, seed);
+}
+
+double tu_interp_vs_interp(const Graph *a, const Graph *b, uint64_t seed) {
+    Diags d;
+    diags_init(&d);
+    float **in = calloc((size_t)a->ninputs, sizeof *in);
+    float **oa = calloc((size_t)a->noutputs, sizeof *oa), **ob = calloc((size_t)a->noutputs, sizeof *ob);
+    for (int i = 0; i < a->ninputs; i++) {
+        size_t n = (size_t)ir_numel(ir_tensor(a, a->inputs[i]));
+        in[i] = malloc(n * sizeof(float));
+        tu_fill_random(in[i], n, seed + (uint64_t)i);
+    }
+    for (int i = 0; i < a->noutputs; i++) {
+        size_t n = (size_t)ir_numel(ir_tensor(a, a->outputs[i]));
+        oa[i] = malloc(n * sizeof(float));
+        ob[i] = malloc(n * sizeof(float));
+    }
+    double worst = -1;
+    if (a->noutputs == b->noutputs && interp_run(a, (const float *const *)in, oa, &d) &&
+        interp_run(b, (const float *const *)in, ob, &d)) {
+        worst = 0;
+        for (int i = 0; i < a->noutputs; i++) {
+            double e = tu_rel_err(ob[i], oa[i], (size_t)ir_numel(ir_tensor(a, a->outputs[i])));
+            if (e > worst) worst = e;
+        }
+    } else {
+        char *s = diags_to_string(&d);
+        cr_log_error("interpreter failed:\n%s", s);
+        free(s);
+    }
+    for (int i = 0; i < a->ninputs; i++) free(in[i]);
+    for (int i = 0; i < a->noutputs; i++) free(oa[i]), free(ob[i]);
+    free(in), free(oa), free(ob);
+    diags_free(&d);
+    return worst;
+}
+
+double tu_compiled_vs_interp_ref(const Graph *g, const Graph *refg, int opt_level, int threads, uint64_t seed) {
     static int counter;
     char dir[] = "/tmp/netc_test_XXXXXX";
     if (!mkdtemp(dir)) return -1;
@@ -96,7 +135,7 @@ double tu_compiled_vs_interp(const Graph *g, int opt_level, int threads, uint64_
         for (size_t k = 0; k < n; k++) out[i][k] = NAN; /* every element must be written */
     }
     double worst = -1;
-    if (interp_run(g, (const float *const *)in, ref, &d)) {
+    if (interp_run(refg, (const float *const *)in, ref, &d)) {
         netrt_pool *pool = threads > 0 ? netrt_pool_create(threads) : NULL;
         void *ws = netrt_alloc_workspace(m);
         /* poison the workspace: kernels must not rely on zeroed memory */

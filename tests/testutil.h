@@ -26,5 +26,11 @@ void tu_fill_random(float *x, size_t n, uint64_t seed);
  * Returns -1 (after logging the diagnostics) when compilation or loading fails. */
 double tu_compiled_vs_interp(const Graph *g, int opt_level, int threads, uint64_t seed);
 
+/* The same, but the reference values come from the interpreter on `ref` (e.g. the graph before
+ * the passes) while `g` (after them) is compiled. */
+double tu_compiled_vs_interp_ref(const Graph *g, const Graph *ref, int opt_level, int threads, uint64_t seed);
+/* The interpreter on a and on b, same random inputs: worst relative error of b against a. */
+double tu_interp_vs_interp(const Graph *a, const Graph *b, uint64_t seed);
+
 /* Parse and lower .net source with seeded random weights (NULL + logged diagnostics on error). */
 Graph *tu_load_text(const char *src, uint64_t seed);

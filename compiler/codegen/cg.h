@@ -54,7 +54,8 @@ typedef struct Cg {
     bool avx512, avx2;
     bool cross;           /* not the host's triple */
     int opt_level;
-    bool elide_weights; /* --emit=ll: weight blobs as zeroinitializer, for reading */
+    PtrVec weight_globals; /* every weight blob, so --emit=ll can elide their contents */
+    PtrVec epi_keys, epi_globals; /* prelu slopes of fused activations, one global per node */
     /* types */
     LLVMTypeRef t_void, t_f32, t_i1, t_i32, t_i64, t_ptr, t_vf, t_vi1, t_task, t_ctx;
     /* the function being emitted */
@@ -133,6 +134,18 @@ LLVMValueRef cg_math(Cg *cg, const char *fn, LLVMValueRef x);
 /* Apply the activation (or batchnorm-free elementwise op) `op` with the node's attributes to a
  * float vector or scalar. prelu: `param` is the slope (vector or scalar) for these lanes. */
 LLVMValueRef cg_activation(Cg *cg, const Node *n, LLVMValueRef x, LLVMValueRef prelu_slope);
+
+/* ---- fused epilogues ---------------------------------------------------------------------- */
+/* Apply node n's fused epilogue (n->epi: activations and residual adds, in order) to v: a
+ * vector whose lanes are consecutive channels starting at idx[1] of the output's logical
+ * index idx (rank of the output), or a scalar at idx. Residual operands are read through their
+ * own views at idx (masked by `mask` when not NULL). idx entries other than the channel may be
+ * NULL when n has no residual step. */
+LLVMValueRef cg_epilogue(Cg *cg, const Node *n, LLVMValueRef v, LLVMValueRef *idx, LLVMValueRef mask);
+/* Does the epilogue need logical indices beyond the channel (a residual step)? Or the channel
+ * (a residual or a per-channel prelu)? Kernels use these to pick loop shapes. */
+bool cg_epilogue_needs_index(const Node *n);
+bool cg_epilogue_needs_channel(const Cg *cg, const Node *n);
 
 /* ---- weights ------------------------------------------------------------------------------- */
 /* A private constant global holding `count` floats (already packed by the kernel), 64-byte

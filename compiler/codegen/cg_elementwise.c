@@ -73,7 +73,7 @@ static void flat_vec(Cg *cg, const Ew *e, LLVMValueRef off, LLVMValueRef mask) {
         x[i] = mask ? cg_vload_masked(cg, ptr, mask) : cg_vload(cg, ptr);
     }
     if (e->scalar_par) p[0] = cg_splat(cg, LLVMBuildLoad2(cg->b, cg->t_f32, e->par[0], ""));
-    LLVMValueRef y = ew_apply(cg, e, x, p);
+    LLVMValueRef y = cg_epilogue(cg, e->n, ew_apply(cg, e, x, p), NULL, mask);
     LLVMValueRef ptr = cg_view_ptr(cg, &e->out, off);
     if (mask) cg_vstore_masked(cg, y, ptr, mask);
     else cg_vstore(cg, y, ptr);
@@ -164,7 +164,8 @@ static void chan_vec(Cg *cg, const ChanJob *j, LLVMValueRef pix, LLVMValueRef c,
             p[i] = mask ? cg_vload_masked(cg, ptr, mask) : cg_vload(cg, ptr);
         }
     }
-    LLVMValueRef y = ew_apply(cg, e, x, p);
+    LLVMValueRef idx[IR_MAX_RANK] = {NULL, c};
+    LLVMValueRef y = cg_epilogue(cg, e->n, ew_apply(cg, e, x, p), idx, mask);
     LLVMValueRef ptr = cg_view_ptr(cg, &e->out, off);
     if (mask) cg_vstore_masked(cg, y, ptr, mask);
     else cg_vstore(cg, y, ptr);
@@ -209,6 +210,11 @@ static void scalar_body(Cg *cg, LLVMValueRef item, void *user) {
         p[i] = LLVMBuildLoad2(cg->b, cg->t_f32, cg_gep(cg, e->par[i], c), "");
     }
     LLVMValueRef y = ew_apply(cg, e, x, p);
+    if (r >= 2) y = cg_epilogue(cg, e->n, y, idx, NULL);
+    else if (e->n->nepi) {
+        LLVMValueRef idx2[2] = {r ? idx[0] : cg_i64(cg, 0), cg_i64(cg, 0)};
+        y = cg_epilogue(cg, e->n, y, idx2, NULL);
+    }
     LLVMBuildStore(cg->b, y, r ? cg_view_at(cg, o, idx) : cg_view_ptr(cg, o, cg_i64(cg, 0)));
     cg_loop_end(cg, &l);
 }
@@ -227,7 +233,7 @@ static CgView broadcast_to(const CgView *in, const CgView *out) {
 static bool emit_ew(Cg *cg, Ew *e, const char *name) {
     e->out = cg->views[e->n->out];
     for (int i = 0; i < e->nin; i++) e->in[i] = broadcast_to(&cg->views[e->n->in[i]], &e->out);
-    bool flat = dense(&e->out) && (e->npar == 0 || e->scalar_par);
+    bool flat = dense(&e->out) && (e->npar == 0 || e->scalar_par) && !cg_epilogue_needs_channel(cg, e->n);
     for (int i = 0; i < e->nin; i++) flat &= same_strides(&e->in[i], &e->out);
     int64_t total = numel(&e->out);
     if (flat) {
@@ -235,7 +241,7 @@ static bool emit_ew(Cg *cg, Ew *e, const char *name) {
         return true;
     }
     ChanJob j = {.e = e};
-    bool chan = chan_layout(&e->out, &j.cs);
+    bool chan = chan_layout(&e->out, &j.cs) && !cg_epilogue_needs_index(e->n);
     for (int i = 0; chan && i < e->nin; i++) chan = chan_input(&e->in[i], &e->out, &j.kind[i]);
     if (chan) {
         j.per_item = j.cs.C >= 2048 ? 1 : 2048 / j.cs.C;

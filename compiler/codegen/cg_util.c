@@ -275,18 +275,89 @@ LLVMValueRef cg_activation(Cg *cg, const Node *n, LLVMValueRef x, LLVMValueRef s
 #undef K
 }
 
+/* ---- fused epilogues ------------------------------------------------------------------------ */
+
+bool cg_epilogue_needs_index(const Node *n) {
+    for (int k = 0; k < n->nepi; k++)
+        if (n->epi[k].residual >= 0) return true;
+    return false;
+}
+
+bool cg_epilogue_needs_channel(const Cg *cg, const Node *n) {
+    for (int k = 0; k < n->nepi; k++) {
+        if (n->epi[k].residual >= 0) return true;
+        const Node *a = n->epi[k].act;
+        if (a->op == OP_PRELU && ir_numel(ir_weight(cg->g, a, "weight")) > 1) return true;
+    }
+    return false;
+}
+
+static LLVMValueRef prelu_slopes(Cg *cg, const Node *a) {
+    for (int i = 0; i < cg->epi_keys.len; i++)
+        if (cg->epi_keys.items[i] == a) return cg->epi_globals.items[i];
+    const Tensor *w = ir_weight(cg->g, a, "weight");
+    char name[256];
+    snprintf(name, sizeof name, "w.%s", w->name);
+    LLVMValueRef gv = cg_weights(cg, w->data, ir_numel(w), name);
+    ptrvec_push(&cg->epi_keys, (void *)a);
+    ptrvec_push(&cg->epi_globals, gv);
+    return gv;
+}
+
+LLVMValueRef cg_epilogue(Cg *cg, const Node *n, LLVMValueRef v, LLVMValueRef *idx, LLVMValueRef mask) {
+    bool vec = LLVMGetTypeKind(LLVMTypeOf(v)) == LLVMVectorTypeKind;
+    for (int k = 0; k < n->nepi; k++) {
+        const EpiOp *e = &n->epi[k];
+        if (e->residual >= 0) {
+            const CgView *rv = &cg->views[e->residual];
+            LLVMValueRef ptr = cg_view_at(cg, rv, idx);
+            LLVMValueRef r;
+            if (!vec) {
+                r = LLVMBuildLoad2(cg->b, cg->t_f32, ptr, "res");
+            } else if (rv->stride[1] == 1 || rv->shape[1] == 1) {
+                r = mask ? cg_vload_masked(cg, ptr, mask) : cg_vload(cg, ptr);
+            } else { /* channels not contiguous: lane by lane */
+                r = LLVMConstNull(cg->t_vf);
+                for (int l = 0; l < cg->vw; l++) {
+                    LLVMValueRef lane = LLVMConstInt(cg->t_i32, (unsigned long long)l, 0);
+                    LLVMValueRef p = cg_gep(cg, ptr, cg_i64(cg, l * rv->stride[1]));
+                    LLVMValueRef ok = mask ? LLVMBuildExtractElement(cg->b, mask, lane, "") : LLVMConstInt(cg->t_i1, 1, 0);
+                    LLVMValueRef x = LLVMBuildSelect(cg->b, ok, LLVMBuildLoad2(cg->b, cg->t_f32, p, ""), cg_f32(cg, 0), "");
+                    r = LLVMBuildInsertElement(cg->b, r, x, lane, "");
+                }
+            }
+            v = LLVMBuildFAdd(cg->b, v, r, "");
+            continue;
+        }
+        const Node *a = e->act;
+        LLVMValueRef slope = NULL;
+        if (a->op == OP_PRELU) {
+            LLVMValueRef w = prelu_slopes(cg, a);
+            bool one = ir_numel(ir_weight(cg->g, a, "weight")) == 1;
+            LLVMValueRef ptr = one ? w : cg_gep(cg, w, idx[1]);
+            if (!vec || one) {
+                slope = LLVMBuildLoad2(cg->b, cg->t_f32, ptr, "slope");
+                if (vec) slope = cg_splat(cg, slope);
+            } else {
+                slope = mask ? cg_vload_masked(cg, ptr, mask) : cg_vload(cg, ptr);
+            }
+        }
+        v = cg_activation(cg, a, v, slope);
+    }
+    return v;
+}
+
 /* ---- weights ------------------------------------------------------------------------------- */
 
 LLVMValueRef cg_weights(Cg *cg, const float *data, int64_t count, const char *name) {
-    LLVMValueRef init = cg->elide_weights
-                            ? LLVMConstNull(LLVMArrayType2(LLVMInt8TypeInContext(cg->ctx), (uint64_t)count * 4))
-                            : LLVMConstStringInContext2(cg->ctx, (const char *)data, (size_t)count * 4, 1);
+    LLVMValueRef init = LLVMConstStringInContext2(cg->ctx, (const char *)data, (size_t)count * 4, 1);
     LLVMValueRef gv = LLVMAddGlobal(cg->mod, LLVMTypeOf(init), name);
     LLVMSetInitializer(gv, init);
     LLVMSetGlobalConstant(gv, 1);
     LLVMSetLinkage(gv, LLVMPrivateLinkage);
     LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
     LLVMSetAlignment(gv, 64);
+    ptrvec_push(&cg->weight_globals, gv);
     return gv;
 }
 

@@ -6,20 +6,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "codegen/codegen.h"
 #include "frontend.h"
 #include "interp/interp.h"
 #include "ir/ir.h"
 #include "npy.h"
+#include "passes/passes.h"
+#include "plan/plan.h"
 
 enum { EXIT_OK = 0, EXIT_BAD_INPUT = 1, EXIT_USAGE = 2 };
 
 static const char usage_text[] =
     "usage: netc MODEL.net [-o OUT] [--weights FILE.safetensors] [--seed N] [-O0|-O1|-O2|-O3]\n"
-    "            [--emit=so|obj|header|ll|asm] [--print-ir-after=PASS|all] ...\n"
-    "       netc run MODEL.net [--weights FILE] [--seed N] [-O...] [--input [NAME=]FILE.npy]...\n"
-    "            [--output [NAME=]FILE.npy]... [--print-ir-after=all]\n"
+    "            [--passes=LIST] [--disable-pass=NAME]... [--split-tol=EPS]\n"
+    "            [--emit=so|obj|header|ll|asm] [--target=TRIPLE] [--cpu=NAME]\n"
+    "            [--print-ir-after=PASS|all] [--dot=FILE] [--stats] [--time-passes] [--pass-limit=N]\n"
+    "       passes: fold-bn, split3x3, fuse-act, inplace, concat-elim;\n"
+    "       -O0: none, -O1: fold-bn,fuse-act, -O2/-O3: fold-bn,split3x3,fuse-act,inplace,concat-elim\n"
+    "       netc run MODEL.net [--weights FILE] [--seed N] [-O...] [--passes=LIST] [pass flags]\n"
+    "            [--input [NAME=]FILE.npy]... [--output [NAME=]FILE.npy]...\n"
     "       netc check MODEL.net [--weights FILE] [--seed N] [--print-ir-after=all]\n"
     "See spec/tools.md and README.md.\n";
 
@@ -38,6 +45,13 @@ typedef struct Options {
     const char *emit;
     const char *print_ir_after;
     const char *target, *cpu;
+    const char *passes;
+    const char *disabled[16];
+    int ndisabled;
+    double split_tol;
+    const char *dot;
+    bool stats, time_passes;
+    int64_t pass_limit;
     IoArg inputs[64], outputs[64];
     int ninputs, noutputs;
 } Options;
@@ -84,6 +98,8 @@ static int parse_args(int argc, char **argv, Options *o) {
     int i = 1;
     o->cmd = "compile";
     o->opt_level = -1;
+    o->split_tol = 1e-6;
+    o->pass_limit = -1;
     if (argc > 1 && (!strcmp(argv[1], "run") || !strcmp(argv[1], "check"))) o->cmd = argv[i++];
     for (; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -114,6 +130,34 @@ static int parse_args(int argc, char **argv, Options *o) {
         } else if (is_flag(a, "--cpu")) {
             if (!(v = flag_value(argc, argv, &i, "--cpu"))) return usage_error("%s needs a CPU name", a);
             o->cpu = v;
+        } else if (is_flag(a, "--passes")) {
+            if (!(v = flag_value(argc, argv, &i, "--passes"))) return usage_error("%s needs a list", a);
+            o->passes = v;
+        } else if (is_flag(a, "--disable-pass")) {
+            if (!(v = flag_value(argc, argv, &i, "--disable-pass"))) return usage_error("%s needs a pass name", a);
+            if (o->ndisabled == 16) return usage_error("too many %s flags", a);
+            o->disabled[o->ndisabled++] = v;
+        } else if (is_flag(a, "--split-tol")) {
+            if (!(v = flag_value(argc, argv, &i, "--split-tol"))) return usage_error("%s needs a number", a);
+            char *end;
+            errno = 0;
+            o->split_tol = strtod(v, &end);
+            if (errno || *end || !*v || !(o->split_tol >= 0 && o->split_tol < 1))
+                return usage_error("--split-tol needs a number in [0, 1), got '%s'", v);
+        } else if (is_flag(a, "--dot")) {
+            if (!(v = flag_value(argc, argv, &i, "--dot"))) return usage_error("%s needs a file", a);
+            o->dot = v;
+        } else if (!strcmp(a, "--stats")) {
+            o->stats = true;
+        } else if (!strcmp(a, "--time-passes")) {
+            o->time_passes = true;
+        } else if (is_flag(a, "--pass-limit")) {
+            if (!(v = flag_value(argc, argv, &i, "--pass-limit"))) return usage_error("%s needs a number", a);
+            char *end;
+            errno = 0;
+            long long n = strtoll(v, &end, 10);
+            if (errno || *end || !*v || n < 0) return usage_error("--pass-limit needs a non-negative integer, got '%s'", v);
+            o->pass_limit = n;
         } else if (is_flag(a, "--print-ir-after")) {
             if (!(v = flag_value(argc, argv, &i, "--print-ir-after"))) return usage_error("%s needs a pass name or 'all'", a);
             o->print_ir_after = v;
@@ -306,6 +350,49 @@ static int cmd_run(const Options *o, Graph *g, Diags *d) {
     return status;
 }
 
+/* ---- --stats totals and --dot ------------------------------------------------------------ */
+
+static void print_totals(const Graph *g, FILE *out) {
+    int64_t macs = 0, weights = 0;
+    int nodes = 0;
+    for (int i = 0; i < g->nodes.len; i++) {
+        const Node *n = ir_node(g, i);
+        if (n->dead) continue;
+        nodes++;
+        macs += ir_node_macs(g, n);
+        weights += ir_node_weight_count(g, n);
+    }
+    Plan p;
+    plan_graph(g, &p);
+    fprintf(out, "totals: %d nodes, %.3f GMACs, %.2f MiB of weights, peak workspace %.2f MiB (%lld bytes; %.2f MiB without reuse)\n",
+            nodes, (double)macs / 1e9, (double)weights * 4 / 1048576.0, (double)p.workspace_bytes / 1048576.0,
+            (long long)p.workspace_bytes, (double)p.naive_bytes / 1048576.0);
+    plan_free(&p);
+}
+
+static bool write_dot(const Graph *g, const char *path, Diags *d) {
+    size_t n = strlen(path) + 32;
+    char *tmp = xmalloc(n);
+    snprintf(tmp, n, "%s.tmp%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    bool ok = f != NULL;
+    if (ok) {
+        Plan p;
+        plan_graph(g, &p);
+        ir_write_dot(g, &p, f);
+        plan_free(&p);
+        ok = !ferror(f);
+        ok &= fclose(f) == 0;
+        ok = ok && rename(tmp, path) == 0;
+    }
+    if (!ok) {
+        diag_error(d, (SrcLoc){.file = path}, "cannot write: %s", strerror(errno));
+        unlink(tmp);
+    }
+    free(tmp);
+    return ok;
+}
+
 /* ---- netc MODEL.net: code generation ------------------------------------------------------ */
 
 static int cmd_compile(const Options *o, Graph *g, Diags *d) {
@@ -314,6 +401,7 @@ static int cmd_compile(const Options *o, Graph *g, Diags *d) {
         {"ll", ".ll", EMIT_LL}, {"asm", ".s", EMIT_ASM}};
     const char *emit = o->emit ? o->emit : "so";
     CodegenOptions co = {.triple = o->target, .cpu = o->cpu, .opt_level = o->opt_level < 0 ? 2 : o->opt_level};
+    if (o->passes && o->opt_level < 0) co.opt_level = 2;
     const char *ext = "";
     for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
         if (!strcmp(emit, kinds[i].name)) co.emit = kinds[i].kind, ext = kinds[i].ext;
@@ -334,15 +422,39 @@ int main(int argc, char **argv) {
     Options o = {0};
     int st = parse_args(argc, argv, &o);
     if (st != EXIT_OK) return st;
-    if (o.print_ir_after && strcmp(o.print_ir_after, "all") && strcmp(o.print_ir_after, "lower"))
-        return usage_error("--print-ir-after: unknown pass '%s' (this build has: lower, all)", o.print_ir_after);
-
     Diags d;
     diags_init(&d);
+    bool compile = strcmp(o.cmd, "run") && strcmp(o.cmd, "check");
+    PassOptions po = {.opt_level = o.opt_level >= 0 ? o.opt_level : compile ? 2 : 0,
+                      .list = o.passes,
+                      .print_after = o.print_ir_after,
+                      .time_passes = o.time_passes,
+                      .stats = o.stats,
+                      .pass_limit = o.pass_limit,
+                      .split_tol = o.split_tol,
+                      .verify = true};
+    memcpy(po.disabled, o.disabled, sizeof o.disabled);
+    po.ndisabled = o.ndisabled;
+    if (!passes_validate(&po, &d)) {
+        diags_print(&d, stderr);
+        diags_free(&d);
+        fputs(usage_text, stderr);
+        return EXIT_USAGE;
+    }
     FrontendOptions fo = {.weights_path = o.weights, .seed = o.seed};
     Graph *g = frontend_load(o.model, &fo, &d);
     if (!g) return finish(&d, EXIT_BAD_INPUT);
-    if (o.print_ir_after) {
+    if (strcmp(o.cmd, "check")) {
+        if (!passes_run(g, &po, &d, stderr)) {
+            ir_graph_free(g);
+            return finish(&d, 3);
+        }
+        if (o.stats) print_totals(g, stderr);
+        if (o.dot && !write_dot(g, o.dot, &d)) {
+            ir_graph_free(g);
+            return finish(&d, EXIT_BAD_INPUT);
+        }
+    } else if (o.print_ir_after) {
         fprintf(stderr, "; IR after lower\n");
         ir_print(g, stderr);
     }

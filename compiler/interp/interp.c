@@ -60,6 +60,21 @@ static bool check_graph(const Graph *g, Diags *d) {
     return ok;
 }
 
+/* A fused epilogue: each step on the node's result, in order. An activation runs through its
+ * own (elementwise, so in-place safe) interpreter kernel; a residual add adds the operand. */
+static void apply_epilogue(const Graph *g, const Node *n, float *y, int64_t numel, const float **data) {
+    for (int k = 0; k < n->nepi; k++) {
+        const EpiOp *e = &n->epi[k];
+        if (e->residual >= 0) {
+            const float *r = data[e->residual];
+            for (int64_t i = 0; i < numel; i++) y[i] = (float)((double)y[i] + (double)r[i]);
+        } else {
+            const float *in[1] = {y};
+            interp_node(g, e->act, in, y);
+        }
+    }
+}
+
 /* One heap buffer per computed tensor, freed after its last reader unless it is a graph output
  * (those are copied to the caller at the end). Graph inputs are read from the caller's buffers
  * in place and never written. */
@@ -79,6 +94,8 @@ bool interp_run(const Graph *g, const float *const *inputs, float *const *output
         const Node *n = ir_node(g, i);
         if (n->dead) continue;
         for (int k = 0; k < n->nin; k++) last_use[n->in[k]] = i;
+        for (int k = 0; k < n->nepi; k++)
+            if (n->epi[k].residual >= 0) last_use[n->epi[k].residual] = i;
     }
     for (int i = 0; i < g->noutputs; i++) last_use[g->outputs[i]] = g->nodes.len;
 
@@ -95,9 +112,11 @@ bool interp_run(const Graph *g, const float *const *inputs, float *const *output
         free(buf[n->out]); /* a node recomputing a tensor (never in a verified graph) */
         buf[n->out] = xmalloc((size_t)(numel ? numel : 1) * sizeof(float));
         interp_node(g, n, in, buf[n->out]);
+        apply_epilogue(g, n, buf[n->out], numel, data);
         data[n->out] = buf[n->out];
-        for (int k = 0; k < n->nin; k++) {
-            int t = n->in[k];
+        for (int k = 0; k < n->nin + n->nepi; k++) {
+            int t = k < n->nin ? n->in[k] : n->epi[k - n->nin].residual;
+            if (t < 0) continue;
             if (last_use[t] == i && buf[t]) {
                 free(buf[t]);
                 buf[t] = NULL;

@@ -145,6 +145,8 @@ void ir_graph_free(Graph *g) {
     if (!g) return;
     for (int i = 0; i < g->tensors.len; i++) free(ir_tensor(g, i)->data);
     for (int i = 0; i < g->nodes.len; i++) free(ir_node(g, i)->in);
+    for (int i = 0; i < g->removed.len; i++) free(((Node *)g->removed.items[i])->in);
+    ptrvec_free(&g->removed);
     ptrvec_free(&g->tensors);
     ptrvec_free(&g->nodes);
     free(g->inputs);
@@ -171,6 +173,7 @@ int ir_new_tensor(Graph *g, const char *name, TensorKind k, int rank, const int6
     t->rank = rank;
     if (rank) memcpy(t->shape, shape, (size_t)rank * sizeof *shape);
     t->producer = -1;
+    t->alias = -1;
     t->loc = loc;
     ptrvec_push(&g->tensors, t);
     return t->id;
@@ -343,6 +346,29 @@ void ir_node_error(Diags *d, const Node *n, const char *fmt, ...) {
 
 /* ---- verifier -------------------------------------------------------------------------- */
 
+/* An in-place node overwrites in[0]: unsafe when that is a graph input or output, or when a
+ * node after it (or an epilogue) still reads it. */
+bool ir_inplace_unsafe(const Graph *g, const Node *n, const Node **later) {
+    int t = n->in[0];
+    if (later) *later = NULL;
+    for (int i = 0; i < g->ninputs; i++)
+        if (g->inputs[i] == t) return true;
+    for (int i = 0; i < g->noutputs; i++)
+        if (g->outputs[i] == t) return true;
+    for (int i = n->id + 1; i < g->nodes.len; i++) {
+        const Node *x = ir_node(g, i);
+        if (x->dead) continue;
+        bool reads = false;
+        for (int k = 0; k < x->nin; k++) reads |= x->in[k] == t;
+        for (int k = 0; k < x->nepi; k++) reads |= x->epi[k].residual == t;
+        if (reads) {
+            if (later) *later = x;
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Structure first (ids, order, producers), then shapes through the shape rules, so a pass that
  * leaves an inconsistent graph is caught right after it runs. */
 bool ir_verify(Graph *g, Diags *d, bool need_data) {
@@ -382,6 +408,23 @@ bool ir_verify(Graph *g, Diags *d, bool need_data) {
             ir_node_error(d, n, "verifier: %s '%s' output is not produced by it", o->name, n->name);
             continue;
         }
+        for (int k = 0; k < n->nepi; k++) {
+            const EpiOp *e = &n->epi[k];
+            if (e->residual >= 0) {
+                const Tensor *r = e->residual < nt ? ir_tensor(g, e->residual) : NULL;
+                const Tensor *y = ir_tensor(g, n->out);
+                bool same = r && r->rank == y->rank;
+                for (int j = 0; same && j < y->rank; j++) same = r->shape[j] == y->shape[j];
+                if (!r || !ready[e->residual] || !same)
+                    ir_node_error(d, n, "verifier: %s '%s' epilogue adds a tensor that is not ready or not of its shape",
+                                  o->name, n->name);
+            } else if (!e->act || !((op_info(e->act->op)->flags & OPF_ACTIVATION) || e->act->op == OP_DROPOUT)) {
+                ir_node_error(d, n, "verifier: %s '%s' epilogue step %d is not an activation", o->name, n->name, k);
+            }
+        }
+        if (n->inplace && (n->nin < 1 || ir_inplace_unsafe(g, n, NULL)))
+            ir_node_error(d, n, "verifier: %s '%s' is marked in place but its input is read later or is a graph input",
+                          o->name, n->name);
         if (ready[n->out]) ir_node_error(d, n, "verifier: tensor '%s' is produced twice", ir_tensor(g, n->out)->name);
         ready[n->out] = 1;
     }
@@ -402,8 +445,7 @@ void ir_compact(Graph *g) {
     for (int i = 0; i < g->nodes.len; i++) {
         Node *n = ir_node(g, i);
         if (n->dead) {
-            free(n->in);
-            n->in = NULL;
+            ptrvec_push(&g->removed, n);
             continue;
         }
         n->id = k;
@@ -496,6 +538,27 @@ void ir_print(const Graph *g, FILE *out) {
             any = true;
         }
         if (any) fputc('}', out);
+        for (int k = 0; k < n->nepi; k++) {
+            if (n->epi[k].residual >= 0) {
+                fprintf(out, " -> add(%%%s)", ir_tensor(g, n->epi[k].residual)->name);
+                continue;
+            }
+            const Node *a = n->epi[k].act;
+            const OpInfo *ao = op_info(a->op);
+            fprintf(out, " -> %s(", ao->name);
+            bool first = true;
+            for (int j = 0; j < ao->nattrs; j++) {
+                if (a->attrs[j].kind == VAL_NONE || value_equal(&a->attrs[j], &ao->attrs[j].def)) continue;
+                fprintf(out, "%s%s=", first ? "" : ", ", ao->attrs[j].name);
+                print_value(&a->attrs[j], out);
+                first = false;
+            }
+            fputc(')', out);
+        }
+        if (n->inplace) fprintf(out, "  [in place of %%%s]", ir_tensor(g, n->in[0])->name);
+        if (n->concat_elim) fputs("  [inputs written in place]", out);
+        if (t->alias >= 0)
+            fprintf(out, "  [slice of %%%s at %lld]", ir_tensor(g, t->alias)->name, (long long)t->alias_offset);
         fputc('\n', out);
     }
     fputs("output ", out);

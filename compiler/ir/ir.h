@@ -79,6 +79,11 @@ typedef struct Tensor {
     float *data;  /* weights: the bound values (heap, owned by the graph), else NULL */
     int producer; /* node id, -1 for inputs and weights */
     SrcLoc loc;
+    /* concat elimination: this tensor is stored as a slice of tensor `alias` (its concat's
+       output), starting at `alias_offset` along the concat axis `alias_axis`; -1 when not */
+    int alias;
+    int alias_axis;
+    int64_t alias_offset;
 } Tensor;
 
 /* The chain of def calls that produced a node, innermost first: errors add a note per call. */
@@ -87,6 +92,15 @@ typedef struct CallSite {
     const char *def_name;
     const struct CallSite *parent;
 } CallSite;
+
+/* One step of a fused epilogue, applied to the producer's result while it is in registers:
+ * an absorbed activation node (its attributes and prelu weight), or a residual add of another
+ * tensor of the same shape. Steps apply in order. */
+#define IR_MAX_EPI 6
+typedef struct EpiOp {
+    const struct Node *act; /* an activation (dead node, kept for its attributes), or NULL */
+    int residual;           /* tensor id added to the result, or -1 */
+} EpiOp;
 
 typedef struct Node {
     int id;
@@ -100,6 +114,11 @@ typedef struct Node {
     Value attrs[IR_MAX_ATTRS]; /* by op_info(op)->attrs index; VAL_NONE = not set */
     int w[IR_MAX_WEIGHTS];     /* by op_info(op)->weight_names index; -1 = absent */
     bool dead;
+    /* set by the passes */
+    int nepi;
+    EpiOp epi[IR_MAX_EPI];
+    bool inplace;     /* the output reuses the storage of in[0] (an elementwise op) */
+    bool concat_elim; /* concat: the inputs were written straight into their slices */
 } Node;
 
 typedef struct Graph {
@@ -107,6 +126,8 @@ typedef struct Graph {
     const char *name; /* the model's name (C identifier) */
     PtrVec tensors;   /* Tensor*, indexed by id */
     PtrVec nodes;     /* Node*, in a topological order (the schedule) */
+    PtrVec removed;   /* Node*, dead nodes dropped by ir_compact (fused activations stay
+                         reachable from epilogues) */
     int ninputs, noutputs;
     int *inputs;  /* tensor ids */
     int *outputs; /* tensor ids */
@@ -165,18 +186,28 @@ void ir_node_error(Diags *d, const Node *n, const char *fmt, ...) __attribute__(
  * every weight bound when `need_data`) and shapes (re-infers every node). */
 bool ir_verify(Graph *g, Diags *d, bool need_data);
 
+/* Would overwriting n->in[0] with n's output be unsafe? True when in[0] is a graph input or
+ * output, or a later node (or epilogue) still reads it; *later (if not NULL) names that node. */
+bool ir_inplace_unsafe(const Graph *g, const Node *n, const Node **later);
+
 /* Readable text close to the .net syntax, stable across runs (diffs show what a pass did). */
 void ir_print(const Graph *g, FILE *out);
 /* "[1, 64, 56, 56]" into buf */
 const char *ir_shape_str(const Tensor *t, char *buf, size_t len);
 const char *ir_dims_str(int rank, const int64_t *shape, char *buf, size_t len);
 
+/* Graphviz of the graph (plan may be NULL; with it, tensors sharing storage share a colour).
+ * The Plan type lives in plan/plan.h. */
+struct Plan;
+void ir_write_dot(const Graph *g, const struct Plan *plan, FILE *out);
+
 /* Multiply-accumulates of a node (0 for data movement), for check's summary and --stats. */
 int64_t ir_node_macs(const Graph *g, const Node *n);
 /* Number of weight floats of a node. */
 int64_t ir_node_weight_count(const Graph *g, const Node *n);
 
-/* Remove dead nodes and renumber; tensors no longer referenced stay (harmless). */
+/* Drop dead nodes from the schedule (kept in g->removed) and renumber; tensors no longer
+ * referenced stay (harmless). */
 void ir_compact(Graph *g);
 
 #endif

@@ -654,7 +654,26 @@ bool ir_infer_node(Graph *g, Node *n, Diags *d) {
             ir_node_error(d, n, "%s: missing attribute '%s'", o->name, o->attrs[i].name);
             return false;
         }
-    return shape_rules[n->op](g, n, d);
+    if (!shape_rules[n->op](g, n, d)) return false;
+    /* netc runs on one machine's memory: refuse tensors no workspace or weight blob can hold
+       (4 GiB of floats per tensor), before anything tries to allocate them */
+    const int64_t limit = (int64_t)1 << 30;
+    const Tensor *y = ir_tensor(g, n->out);
+    char buf[160];
+    if (ir_numel(y) > limit) {
+        ir_node_error(d, n, "%s: output %s has more than 2^30 elements", o->name, ir_shape_str(y, buf, sizeof buf));
+        return false;
+    }
+    for (int k = 0; k < o->nweights; k++) {
+        if (n->w[k] < 0) continue;
+        const Tensor *w = ir_tensor(g, n->w[k]);
+        if (ir_numel(w) > limit) {
+            ir_node_error(d, n, "%s: weight '%s' %s has more than 2^30 elements", o->name, w->name,
+                          ir_shape_str(w, buf, sizeof buf));
+            return false;
+        }
+    }
+    return true;
 }
 
 /* ---- counts ---------------------------------------------------------------------------- */

@@ -696,7 +696,7 @@ static void lower_input(Lower *L, Scope *sc, const Stmt *s) {
             break;
         }
         shape[i] = it->i;
-        if (__builtin_mul_overflow(total, it->i, &total) || total > ((int64_t)1 << 40)) {
+        if (__builtin_mul_overflow(total, it->i, &total) || total > ((int64_t)1 << 30)) {
             lerr(L, s->expr->loc, "input '%s' is too large", s->name);
             ok = false;
             break;

@@ -45,18 +45,26 @@ static int64_t place(Req *reqs, int n) {
     return peak;
 }
 
+static int find_root(const int *link, int t) {
+    while (link[t] >= 0) t = link[t];
+    return t;
+}
+
 void plan_graph(const Graph *g, Plan *p) {
     int nt = g->tensors.len, nn = g->nodes.len;
     memset(p, 0, sizeof *p);
-    p->slots = xcalloc((size_t)nt, sizeof *p->slots);
+    p->slots = xcalloc((size_t)(nt ? nt : 1), sizeof *p->slots);
     p->in_copies = xcalloc((size_t)(g->ninputs ? g->ninputs : 1), sizeof *p->in_copies);
     int end = nn + 1;
+    int *link = xmalloc((size_t)(nt ? nt : 1) * sizeof *link);
     for (int t = 0; t < nt; t++) {
         const Tensor *x = ir_tensor(g, t);
         PlanSlot *s = &p->slots[t];
         s->bytes = align_up(ir_numel(x) * 4);
         s->layout = x->rank == 4 ? LAYOUT_NHWC : LAYOUT_ROWMAJOR;
         s->first = s->last = -1;
+        s->root = t;
+        link[t] = x->alias;
         if (x->kind == TK_WEIGHT) s->kind = PLAN_WEIGHT;
     }
     for (int i = 0; i < g->ninputs; i++) {
@@ -67,17 +75,21 @@ void plan_graph(const Graph *g, Plan *p) {
     for (int k = 0; k < nn; k++) {
         const Node *n = ir_node(g, k);
         if (n->dead) continue;
+        if (n->inplace) link[n->out] = n->in[0];
         PlanSlot *o = &p->slots[n->out];
         o->kind = PLAN_WS, o->first = k + 1;
         if (o->last < k + 1) o->last = k + 1;
         for (int j = 0; j < n->nin; j++) p->slots[n->in[j]].last = k + 1;
+        for (int j = 0; j < n->nepi; j++)
+            if (n->epi[j].residual >= 0) p->slots[n->epi[j].residual].last = k + 1;
     }
-    /* outputs: rank-4 ones are converted from NHWC at the end; others live in the caller's
-     * buffer of their first listing */
+    /* outputs live to the end: rank-4 ones are converted from NHWC at the end; others live in
+       the caller's buffer of their first listing */
     for (int i = 0; i < g->noutputs; i++) {
         PlanSlot *s = &p->slots[g->outputs[i]];
         s->last = end;
-        if (s->layout == LAYOUT_ROWMAJOR && s->kind == PLAN_WS) s->kind = PLAN_OUT, s->index = i;
+        if (s->layout == LAYOUT_ROWMAJOR && s->kind == PLAN_WS && find_root(link, g->outputs[i]) == g->outputs[i])
+            s->kind = PLAN_OUT, s->index = i;
     }
     /* the NHWC copies of rank-4 graph inputs */
     for (int i = 0; i < g->ninputs; i++) {
@@ -88,18 +100,39 @@ void plan_graph(const Graph *g, Plan *p) {
             continue;
         }
         *c = (PlanSlot){.kind = PLAN_WS, .bytes = align_up(ir_numel(x) * 4), .layout = LAYOUT_NHWC,
-                        .first = 0, .last = p->slots[g->inputs[i]].last};
+                        .first = 0, .last = p->slots[g->inputs[i]].last, .root = -1};
         p->slots[g->inputs[i]].last = 0;
+    }
+    /* members extend their storage root's lifetime */
+    for (int t = 0; t < nt; t++) {
+        PlanSlot *s = &p->slots[t];
+        if (s->kind != PLAN_WS || s->first < 0) continue;
+        int r = find_root(link, t);
+        s->root = r;
+        if (r == t) continue;
+        PlanSlot *rs = &p->slots[r];
+        if (rs->first < 0 || s->first < rs->first) rs->first = s->first;
+        if (s->last > rs->last) rs->last = s->last;
     }
     Req *reqs = xcalloc((size_t)nt + (size_t)g->ninputs + 1, sizeof *reqs);
     int nr = 0;
-    for (int t = 0; t < nt; t++)
-        if (p->slots[t].kind == PLAN_WS && p->slots[t].first >= 0) reqs[nr++].slot = &p->slots[t];
+    for (int t = 0; t < nt; t++) {
+        PlanSlot *s = &p->slots[t];
+        if (s->kind == PLAN_WS && s->first >= 0 && s->root == t) reqs[nr++].slot = s;
+        if ((s->kind == PLAN_WS || s->kind == PLAN_OUT) && s->first >= 0) p->naive_bytes += s->bytes;
+    }
     for (int i = 0; i < g->ninputs; i++)
-        if (p->in_copies[i].kind == PLAN_WS) reqs[nr++].slot = &p->in_copies[i];
-    for (int i = 0; i < nr; i++) p->naive_bytes += reqs[i].slot->bytes;
+        if (p->in_copies[i].kind == PLAN_WS) reqs[nr++].slot = &p->in_copies[i], p->naive_bytes += p->in_copies[i].bytes;
     p->workspace_bytes = place(reqs, nr);
+    /* members take their root's place */
+    for (int t = 0; t < nt; t++) {
+        PlanSlot *s = &p->slots[t];
+        if ((s->kind != PLAN_WS && s->kind != PLAN_OUT) || s->root == t || s->first < 0) continue;
+        const PlanSlot *rs = &p->slots[s->root];
+        s->kind = rs->kind, s->index = rs->index, s->offset = rs->offset, s->layout = rs->layout;
+    }
     free(reqs);
+    free(link);
 }
 
 void plan_free(Plan *p) {

@@ -21,6 +21,8 @@ typedef struct PlanSlot {
     int64_t bytes;
     PlanLayout layout;
     int first, last; /* schedule positions: produced at `first`, last read at `last` */
+    int root;        /* the tensor whose storage this one uses: itself, the input of an
+                        in-place node, or the concat output it is a slice of */
 } PlanSlot;
 
 typedef struct Plan {
@@ -30,7 +32,9 @@ typedef struct Plan {
     int64_t naive_bytes;  /* sum of all workspace tensors: what no reuse would cost */
 } Plan;
 
-/* Positions: 0 = the input conversions, node k of the schedule = k + 1, the output copies =
+/* Storage is shared along in-place nodes (output = input) and concat slices (Tensor.alias):
+ * a storage root's lifetime covers all its members'.
+ * Positions: 0 = the input conversions, node k of the schedule = k + 1, the output copies =
  * nodes + 1. Graph outputs live to the end. */
 void plan_graph(const Graph *g, Plan *p);
 void plan_free(Plan *p);

@@ -146,6 +146,7 @@ expect 1 "$NETRUN" "$FAKE" --input "x=$T/x.npy" --input "x=$T/x.npy" && err_has 
 expect 1 "$NETRUN" "$FAKE" --input "$T/x.npy" --input "$T/w.npy" --input "$T/w.npy" &&
     err_has "3 --input files given, the model has 2 inputs"
 expect 1 "$NETRUN" "$FAKE" --input "$T/nonexistent.npy" && err_has "nonexistent.npy"
+expect 1 "$NETRUN" "$FAKE" --output "$T/no/such/dir/y.npy" && err_has "$T/no/such/dir/y.npy"
 expect 1 "$NETRUN" "$T/x.npy" && err_has "netrun: error: "
 expect 1 "$NETRUN" "$T/none.so" && err_has "No such file"
 expect 1 "$NETRUN" "$BIN/fake_model_badabi.so" && err_has "was built for netrt ABI version 99, this runtime has version 1"

@@ -11,7 +11,7 @@ fi
 build=$1
 secs=$2
 here=$(cd "$(dirname "$0")" && pwd)
-work=$(mktemp -d "${TMPDIR:-/tmp}/netc-fuzz.XXXXXX")
+work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 # target -> its corpus folder (fuzz_parse's is written by the grammar's corpus helper)
@@ -45,7 +45,7 @@ for t in "${targets[@]}"; do
         grep -E 'ERROR|SUMMARY|runtime error|Test unit written' "$dir/log" | head -20 >&2 || true
         for a in "$dir"/artifacts/*; do
             [ -e "$a" ] || continue
-            keep=$(mktemp "${TMPDIR:-/tmp}/netc-crash-$t.XXXXXX")
+            keep=$(mktemp --suffix=".$t.crash")
             cp "$a" "$keep"
             echo "   reproducer kept in $keep (run: $bin $keep)" >&2
         done

@@ -3,6 +3,7 @@
  * nesting, concurrent pools, sleep/wake hand-offs, NETRT_NUM_THREADS). */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -155,9 +156,10 @@ Test(loader, nonexistent_file) {
 }
 
 Test(loader, text_file) {
-    char path[] = "/tmp/netrt-test-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0);
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/netrt-test-%ld.net", (long)getpid());
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert(fd >= 0, "%s", path);
     const char text[] = "net fake\ninput x: [1, 3, 4, 5]\n# this is a .net file, not a shared object\n"
                         "output x\n...................................................................\n"
                         "......................................................................\n";

@@ -25,7 +25,8 @@ static char *slurp(const char *path, size_t *len) {
 }
 
 static char *tmpdir(void) {
-    char tmpl[] = "/tmp/netc-npy-XXXXXX";
+    char tmpl[32] = "/tmp/netc-npy-";
+    memset(tmpl + strlen(tmpl), 'X', 6); /* mkdtemp's template */
     char *d = mkdtemp(tmpl);
     cr_assert(d);
     return strdup(d);

@@ -1,0 +1,642 @@
+/* cg_conv.c — conv2d kernels: a register-tiled direct convolution for dense and grouped convs on
+ * channels-innermost views (1×1 convs as a GEMM through the same tile), a depthwise kernel
+ * vectorised over channels, and a scalar path for views whose channels are not contiguous.
+ *
+ * The dense tile: P output pixels of one output row × K vectors of output channels, P·K
+ * accumulators in registers. Per (tap, input channel) it loads K weight vectors and broadcasts
+ * each of the P input values once, for P·K FMAs. Weights are packed at compile time as
+ * [group][oc block][kh][kw][ic][K·vw] (zero-padded past the group's channels), so the K vectors
+ * of one step are adjacent. The loops over kh, kw and ic stay rolled (unrolling the taps makes
+ * LLVM spill the tile); the kh range is clamped per output row at run time, and the columns of
+ * a row are split at compile time into interior tiles (one rolled loop, no bounds checks) and
+ * border tiles, each emitted with the taps that fall outside the input left out. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cg_tile.h"
+
+/* ---- the store step ------------------------------------------------------------------------- */
+
+/* Where a conv kernel writes, and what its epilogue needs. */
+typedef struct ConvOut {
+    const Node *n;
+    CgView view;
+    LLVMValueRef base;  /* the view's element 0, loaded once per work item */
+    LLVMValueRef bias;  /* float[O + vw] zero-padded, or NULL */
+    int64_t sN, sC, sH, sW;
+} ConvOut;
+
+/* The one store step of every conv2d kernel: the epilogue (the bias, then the node's fused
+ * activations and residual adds) applied to accumulated output channels [oc, oc + lanes) at
+ * pixel (n, oy, ox), then the store. `acc` is a vector (channels contiguous: sC == 1; `mask`
+ * selects the valid lanes, NULL for all) or a scalar. */
+static void conv_store(Cg *cg, const ConvOut *o, LLVMValueRef acc, LLVMValueRef n, LLVMValueRef oc, LLVMValueRef oy,
+                       LLVMValueRef ox, LLVMValueRef mask) {
+    bool vec = LLVMGetTypeKind(LLVMTypeOf(acc)) == LLVMVectorTypeKind;
+    LLVMValueRef v = acc;
+    if (o->bias) {
+        LLVMValueRef bp = cg_gep(cg, o->bias, oc);
+        LLVMValueRef b = vec ? cg_vload(cg, bp) : LLVMBuildLoad2(cg->b, cg->t_f32, bp, "bias");
+        v = LLVMBuildFAdd(cg->b, v, b, "");
+    }
+    LLVMValueRef idx[4] = {n, oc, oy, ox};
+    v = cg_epilogue(cg, o->n, v, idx, mask);
+    LLVMValueRef off = cg_add(cg, cg_add(cg, cg_mulc(cg, n, o->sN), cg_mulc(cg, oc, o->sC)),
+                              cg_add(cg, cg_mulc(cg, oy, o->sH), cg_mulc(cg, ox, o->sW)));
+    LLVMValueRef p = cg_gep(cg, o->base, off);
+    if (!vec) LLVMBuildStore(cg->b, v, p);
+    else if (mask) cg_vstore_masked(cg, v, p, mask);
+    else cg_vstore(cg, v, p);
+}
+
+static LLVMValueRef padded_bias(Cg *cg, const Node *n, int64_t O) {
+    const Tensor *b = ir_weight(cg->g, n, "bias");
+    if (!b) return NULL;
+    float *p = xcalloc((size_t)(O + cg->vw), sizeof *p);
+    memcpy(p, b->data, (size_t)O * sizeof *p);
+    char name[300];
+    snprintf(name, sizeof name, "w.%s.bias", n->name);
+    LLVMValueRef g = cg_weights(cg, p, O + cg->vw, name);
+    free(p);
+    return g;
+}
+
+static ConvOut conv_out(Cg *cg, const Node *n, int64_t O) {
+    const CgView *v = &cg->views[n->out];
+    return (ConvOut){.n = n, .view = *v, .bias = padded_bias(cg, n, O),
+                     .sN = v->stride[0], .sC = v->stride[1], .sH = v->stride[2], .sW = v->stride[3]};
+}
+
+/* ---- register budget and tile shapes ----------------------------------------------------------- */
+
+/* Vector registers of the target: 32 with AVX-512 and on aarch64, 16 for AVX2/SSE. */
+static int vec_regs(const Cg *cg) { return cg->avx512 || strncmp(cg->triple, "x86_64", 6) ? 32 : 16; }
+
+/* The widest tile of K vectors: P·K accumulators, K weight vectors and one broadcast in
+ * registers, within a budget of 28 accumulators on 32 registers (the measured sweet spot). */
+static int tile_pmax(const Cg *cg, int K) {
+    int regs = vec_regs(cg), budget = regs == 32 ? 28 : 12;
+    int p = budget / K, q = (regs - 1 - K) / K;
+    p = p < q ? p : q;
+    return p < 1 ? 1 : p;
+}
+
+/* Cycles (in half-cycles of FMA issue) of one reduction step of a w×K tile: FMAs at 2 per cycle,
+ * loads (w broadcasts + K weight vectors) at 2 per cycle, and the FMA latency (4 cycles, so 8
+ * independent chains are needed to fill both ports). */
+static int64_t tile_cost(int64_t w, int64_t K) {
+    int64_t c = w * K, l = w + K;
+    if (c < 8) c = 8;
+    return c > l ? c : l;
+}
+
+/* The tile width for K vectors on a row of OW pixels: the fewest tiles of at most pmax, evened
+ * out (30 pixels at pmax 14 → 3 tiles of 10, not 14 + 14 + 2). */
+static int tile_width(const Cg *cg, int K, int64_t OW) {
+    int64_t pm = tile_pmax(cg, K), T = ceil_div64(OW, pm);
+    return (int)ceil_div64(OW, T);
+}
+
+static int64_t row_cost(const Cg *cg, int K, int64_t OW) {
+    int64_t P = tile_width(cg, K, OW), full = OW / P, rest = OW - full * P;
+    return full * tile_cost(P, K) + (rest ? tile_cost(rest, K) : 0);
+}
+
+/* ---- the row of tiles: interior run and border tiles ------------------------------------------ */
+
+typedef void (*TileFn)(Cg *cg, void *ctx, LLVMValueRef x0, int64_t x0c, int64_t width);
+
+/* Does a tile of `w` output columns from x0 read only inside the input for every kw? */
+static bool tile_interior(const ConvGeom *g, int64_t x0, int64_t w) {
+    return x0 * g->sw - g->pw >= 0 && (x0 + w - 1) * g->sw - g->pw + (g->KW - 1) * g->dw <= g->W - 1;
+}
+
+/* Emit one output row as tiles of width P: the full-width interior tiles as one loop (split into
+ * `np` parts by the runtime `part`), every other tile (borders, the narrower last tile) emitted
+ * on its own with its column known at compile time, run by part t % np. */
+static void emit_row_tiles(Cg *cg, const ConvGeom *g, int64_t P, int64_t np, LLVMValueRef part, TileFn fn, void *ctx) {
+    int64_t OW = g->OW, ntile = ceil_div64(OW, P), a = -1, b = -1;
+    for (int64_t t = 0; t < ntile; t++)
+        if ((t + 1) * P <= OW && tile_interior(g, t * P, P)) {
+            if (a < 0) a = t;
+            b = t + 1;
+        }
+    for (int64_t t = 0; t < ntile; t++) {
+        if (a >= 0 && t == a) {
+            LLVMValueRef ta = cg_i64(cg, a), tb = cg_i64(cg, b);
+            if (np > 1) { /* part k takes [a + k·cnt/np, a + (k+1)·cnt/np) */
+                int64_t cnt = b - a;
+                ta = cg_addc(cg, cg_divc(cg, cg_mulc(cg, part, cnt), np), a);
+                tb = cg_addc(cg, cg_divc(cg, cg_mulc(cg, cg_addc(cg, part, 1), cnt), np), a);
+            }
+            CgLoop l;
+            cg_loop_begin(cg, &l, ta, tb, 1, "tile");
+            fn(cg, ctx, cg_mulc(cg, l.iv, P), -1, P);
+            cg_loop_end(cg, &l);
+            t = b - 1;
+            continue;
+        }
+        int64_t w = OW - t * P < P ? OW - t * P : P;
+        if (np > 1) {
+            CgIf c;
+            cg_if_begin(cg, &c, LLVMBuildICmp(cg->b, LLVMIntEQ, part, cg_i64(cg, t % np), ""), "btile");
+            fn(cg, ctx, cg_i64(cg, t * P), t * P, w);
+            cg_if_end(cg, &c);
+        } else {
+            fn(cg, ctx, cg_i64(cg, t * P), t * P, w);
+        }
+    }
+}
+
+/* Row parts: split the interior tiles of each row when rows alone give too few work items for an
+ * even split over the threads. */
+static int64_t row_parts(const ConvGeom *g, int64_t rows, int64_t P) {
+    int64_t tiles = g->OW / P;
+    if (rows >= 32 || tiles < 2) return 1;
+    int64_t np = ceil_div64(32, rows);
+    return np < tiles ? np : tiles;
+}
+
+/* A group of consecutive taps kw in [ka, kb) that read the same subset `mask` of a tile's pixels
+ * (bit p: pixel p's input column is inside the image). Interior tiles have one group. */
+typedef struct KwGroup {
+    int64_t ka, kb;
+    uint64_t mask;
+} KwGroup;
+
+static int kw_groups(const ConvGeom *g, int64_t x0c, int64_t w, KwGroup *out) {
+    uint64_t all = w >= 64 ? ~0ull : (1ull << w) - 1;
+    if (x0c < 0) {
+        out[0] = (KwGroup){0, g->KW, all};
+        return 1;
+    }
+    int n = 0;
+    for (int64_t kw = 0; kw < g->KW; kw++) {
+        uint64_t m = 0;
+        for (int64_t p = 0; p < w; p++) {
+            int64_t ix = (x0c + p) * g->sw - g->pw + kw * g->dw;
+            if (ix >= 0 && ix < g->W) m |= 1ull << p;
+        }
+        if (n && out[n - 1].mask == m && out[n - 1].kb == kw) out[n - 1].kb = kw + 1;
+        else out[n++] = (KwGroup){kw, kw + 1, m};
+    }
+    return n;
+}
+
+/* ---- dense and grouped convolution --------------------------------------------------------------- */
+
+typedef struct Variant {
+    int K, P;           /* vectors of output channels, tile width */
+    int64_t last_lanes; /* valid lanes of the last vector (vw: all) */
+} Variant;
+
+typedef struct Dense {
+    ConvGeom g;                    /* after the 1×1 GEMM flattening */
+    int64_t isN, isH, isW;         /* input pixel strides (floats) */
+    CgView in;
+    ConvOut o;
+    Variant var[2];                /* [0]: full blocks of K vectors, [1]: the tail block */
+    int64_t nfull, nblk;           /* oc blocks per group */
+    int64_t wblock, wgroup;        /* packed weight floats per full block, per group */
+    int64_t np;                    /* parts per row */
+    bool merge;                    /* kw and ic form one contiguous run in input and weights */
+    int64_t pf_chunk, pf_step;     /* weight prefetch: floats per (tile, kh) step, per j step; 0: off */
+    LLVMValueRef w;
+    /* per work item / row, at run time */
+    LLVMValueRef in_base, n, oy, kh_lo, kh_hi, wblk, ic0, oc0;
+    LLVMValueRef pf_base; /* this (tile, kh) step's share of the next block's weights */
+    const Variant *v;
+} Dense;
+
+/* Prefetch into L2 (prefetcht1): no fault, no effect on values, for any address. */
+static void prefetch_l2(Cg *cg, LLVMValueRef p) {
+    LLVMTypeRef ov = cg->t_ptr;
+    unsigned id = LLVMLookupIntrinsicID("llvm.prefetch", 13);
+    LLVMValueRef f = LLVMGetIntrinsicDeclaration(cg->mod, id, &ov, 1);
+    LLVMTypeRef ft = LLVMIntrinsicGetType(cg->ctx, id, &ov, 1);
+    LLVMValueRef args[4] = {p, LLVMConstInt(cg->t_i32, 0, 0), LLVMConstInt(cg->t_i32, 2, 0), LLVMConstInt(cg->t_i32, 1, 0)};
+    LLVMBuildCall2(cg->b, ft, f, args, 4, "");
+}
+
+/* acc[p·K + k] += x[pixel p] · w[k] over one (tap, input channel) step, for the pixels in mask. */
+static void dense_step(Cg *cg, const Dense *d, LLVMValueRef *acc, int64_t w, uint64_t mask, LLVMValueRef inp,
+                       LLVMValueRef wp, LLVMValueRef j) {
+    int K = d->v->K;
+    if (d->pf_step && j) prefetch_l2(cg, cg_gep(cg, d->pf_base, cg_mulc(cg, j, d->pf_step)));
+    LLVMValueRef wv[8];
+    for (int k = 0; k < K; k++) wv[k] = tile_wload(cg, cg_gep(cg, wp, cg_i64(cg, (int64_t)k * cg->vw)));
+    int64_t pstep = d->g.sw * d->isW;
+    for (int64_t p = 0; p < w; p++) {
+        if (!(mask >> p & 1)) continue;
+        LLVMValueRef x = LLVMBuildLoad2(cg->b, cg->t_f32, cg_gep(cg, inp, cg_i64(cg, p * pstep)), "x");
+        LLVMValueRef xs = cg_splat(cg, x);
+        for (int k = 0; k < K; k++) acc[p * K + k] = cg_fma(cg, xs, wv[k], acc[p * K + k]);
+    }
+}
+
+static void dense_tile(Cg *cg, void *ctx, LLVMValueRef x0, int64_t x0c, int64_t w) {
+    Dense *d = ctx;
+    const ConvGeom *g = &d->g;
+    int K = d->v->K;
+    int nacc = (int)w * K;
+    int64_t kstride = (int64_t)K * cg->vw; /* floats per (kw, ic) step of packed weights */
+    LLVMValueRef acc[TILE_MAX_VALS];
+    for (int i = 0; i < nacc; i++) acc[i] = cg_vf(cg, 0.0);
+    KwGroup *grp = xcalloc((size_t)g->KW, sizeof *grp);
+    int ng = kw_groups(g, x0c, w, grp);
+
+    TileLoop lh;
+    tile_loop_begin(cg, &lh, d->kh_lo, d->kh_hi, 1, acc, nacc, "kh");
+    LLVMValueRef iy = cg_addc(cg, cg_add(cg, cg_mulc(cg, d->oy, g->sh), cg_mulc(cg, lh.iv, g->dh)), -g->ph);
+    LLVMValueRef ix0 = cg_addc(cg, cg_mulc(cg, x0, g->sw), -g->pw);
+    LLVMValueRef roff = cg_add(cg, cg_add(cg, cg_mulc(cg, d->n, d->isN), cg_mulc(cg, iy, d->isH)),
+                               cg_add(cg, cg_mulc(cg, ix0, d->isW), d->ic0));
+    LLVMValueRef rowp = cg_gep(cg, d->in_base, roff);
+    LLVMValueRef wk = cg_gep(cg, d->wblk, cg_mulc(cg, lh.iv, g->KW * g->cpg * kstride));
+    if (d->pf_step) {
+        /* step (oy, tile, kh) of the row-major walk over a block fetches its chunk of the next
+           block, so the next block is in L2 when its first row starts */
+        LLVMValueRef t = cg_divc(cg, x0, d->v->P);
+        LLVMValueRef seq = cg_add(cg, cg_mulc(cg, cg_add(cg, cg_mulc(cg, d->oy, ceil_div64(g->OW, d->v->P)), t), g->KH), lh.iv);
+        d->pf_base = cg_gep(cg, d->wblk, cg_addc(cg, cg_mulc(cg, seq, d->pf_chunk), d->wblock));
+    }
+    for (int gi = 0; gi < ng; gi++) {
+        const KwGroup *kg = &grp[gi];
+        if (!kg->mask) continue;
+        if (d->merge) {
+            /* kw·dw·isW == cpg: the taps' channels are one run of (kb-ka)·cpg floats */
+            TileLoop lj;
+            tile_loop_begin(cg, &lj, cg_i64(cg, kg->ka * g->cpg), cg_i64(cg, kg->kb * g->cpg), 1, acc, nacc, "j");
+            dense_step(cg, d, acc, w, kg->mask, cg_gep(cg, rowp, lj.iv), cg_gep(cg, wk, cg_mulc(cg, lj.iv, kstride)),
+                       lj.iv);
+            tile_loop_end(cg, &lj, acc);
+            continue;
+        }
+        TileLoop lw;
+        LLVMValueRef kw = cg_i64(cg, kg->ka);
+        bool kloop = kg->kb - kg->ka > 1;
+        if (kloop) {
+            tile_loop_begin(cg, &lw, cg_i64(cg, kg->ka), cg_i64(cg, kg->kb), 1, acc, nacc, "kw");
+            kw = lw.iv;
+        }
+        LLVMValueRef inp_kw = cg_gep(cg, rowp, cg_mulc(cg, kw, g->dw * d->isW));
+        LLVMValueRef wp_kw = cg_gep(cg, wk, cg_mulc(cg, kw, g->cpg * kstride));
+        TileLoop li;
+        tile_loop_begin(cg, &li, cg_i64(cg, 0), cg_i64(cg, g->cpg), 1, acc, nacc, "ic");
+        dense_step(cg, d, acc, w, kg->mask, cg_gep(cg, inp_kw, li.iv), cg_gep(cg, wp_kw, cg_mulc(cg, li.iv, kstride)),
+                   kloop ? NULL : li.iv);
+        tile_loop_end(cg, &li, acc);
+        if (kloop) tile_loop_end(cg, &lw, acc);
+    }
+    tile_loop_end(cg, &lh, acc);
+    free(grp);
+
+    for (int64_t p = 0; p < w; p++) {
+        LLVMValueRef ox = cg_addc(cg, x0, p);
+        for (int k = 0; k < K; k++) {
+            LLVMValueRef mask = k == K - 1 && d->v->last_lanes < cg->vw ? cg_mask(cg, d->v->last_lanes) : NULL;
+            conv_store(cg, &d->o, acc[p * K + k], d->n, cg_addc(cg, d->oc0, (int64_t)k * cg->vw), d->oy, ox, mask);
+        }
+    }
+}
+
+/* One work item: (group, oc block, image, output row, part). */
+static void dense_body(Cg *cg, LLVMValueRef item, void *user) {
+    Dense *d = user;
+    const ConvGeom *g = &d->g;
+    LLVMValueRef part = cg_remc(cg, item, d->np), r = cg_divc(cg, item, d->np);
+    d->oy = cg_remc(cg, r, g->OH), r = cg_divc(cg, r, g->OH);
+    d->n = cg_remc(cg, r, g->N), r = cg_divc(cg, r, g->N);
+    LLVMValueRef blk = cg_remc(cg, r, d->nblk), grp = cg_divc(cg, r, d->nblk);
+    d->in_base = cg_view_ptr(cg, &d->in, cg_i64(cg, 0));
+    d->o.base = cg_view_ptr(cg, &d->o.view, cg_i64(cg, 0));
+    d->ic0 = cg_mulc(cg, grp, g->cpg);
+    tap_range(cg, d->oy, g->sh, g->ph, g->dh, g->KH, g->H, &d->kh_lo, &d->kh_hi);
+    LLVMValueRef wgrp = cg_gep(cg, d->w, cg_mulc(cg, grp, d->wgroup));
+    LLVMValueRef ocg = cg_mulc(cg, grp, g->opg);
+    int64_t bw = (int64_t)d->var[0].K * cg->vw; /* channels per full block */
+    if (d->nfull) {
+        CgIf c;
+        bool tail = d->nblk > d->nfull;
+        if (tail) cg_if_begin(cg, &c, LLVMBuildICmp(cg->b, LLVMIntSLT, blk, cg_i64(cg, d->nfull), ""), "full");
+        d->v = &d->var[0];
+        d->wblk = cg_gep(cg, wgrp, cg_mulc(cg, blk, d->wblock));
+        d->oc0 = cg_add(cg, ocg, cg_mulc(cg, blk, bw));
+        emit_row_tiles(cg, g, d->v->P, d->np, part, dense_tile, d);
+        if (tail) cg_if_end(cg, &c);
+    }
+    if (d->nblk > d->nfull) {
+        CgIf c;
+        if (d->nfull) cg_if_begin(cg, &c, LLVMBuildICmp(cg->b, LLVMIntEQ, blk, cg_i64(cg, d->nfull), ""), "tail");
+        d->v = &d->var[1];
+        d->wblk = cg_gep(cg, wgrp, cg_i64(cg, d->nfull * d->wblock));
+        d->oc0 = cg_addc(cg, ocg, d->nfull * bw);
+        emit_row_tiles(cg, g, d->v->P, d->np, part, dense_tile, d);
+        if (d->nfull) cg_if_end(cg, &c);
+    }
+}
+
+/* Pack W[O, cpg, KH, KW] as [group][block][kh][kw][ic][K·vw], zero past the group's channels. */
+static float *dense_pack(Cg *cg, const Dense *d, const float *w, int64_t *count) {
+    const ConvGeom *g = &d->g;
+    int vw = cg->vw;
+    int64_t taps = g->KH * g->KW;
+    *count = d->wgroup * g->groups;
+    float *p = xcalloc((size_t)*count, sizeof *p);
+    for (int64_t gr = 0; gr < g->groups; gr++)
+        for (int64_t b = 0; b < d->nblk; b++) {
+            const Variant *v = &d->var[b < d->nfull ? 0 : 1];
+            int64_t kv = (int64_t)v->K * vw, oc_b = b * d->var[0].K * vw;
+            float *dst = p + gr * d->wgroup + b * d->wblock;
+            for (int64_t t = 0; t < taps; t++)
+                for (int64_t ic = 0; ic < g->cpg; ic++)
+                    for (int64_t l = 0; l < kv; l++) {
+                        int64_t o = oc_b + l;
+                        if (o >= g->opg) continue;
+                        int64_t oc = gr * g->opg + o;
+                        dst[(t * g->cpg + ic) * kv + l] = w[(oc * g->cpg + ic) * taps + t];
+                    }
+        }
+    return p;
+}
+
+/* A 1×1, stride-1, unpadded conv over views whose pixels are evenly spaced is a GEMM over all
+ * N·H·W pixels: one long "row", so tiles never straddle image rows. */
+static void flatten_gemm(Dense *d) {
+    ConvGeom *g = &d->g;
+    const CgView *o = &d->o.view;
+    if (g->KH != 1 || g->KW != 1 || g->sh != 1 || g->sw != 1 || g->ph || g->pw) return;
+    bool in_ok = (g->H == 1 || d->isH == g->W * d->isW) && (g->N == 1 || d->isN == g->H * g->W * d->isW);
+    bool out_ok = (g->OH == 1 || o->stride[2] == g->OW * o->stride[3]) &&
+                  (g->N == 1 || o->stride[0] == g->OH * g->OW * o->stride[3]);
+    if (!in_ok || !out_ok) return;
+    int64_t m = g->N * g->H * g->W;
+    g->W = g->OW = m;
+    g->N = g->H = g->OH = 1;
+}
+
+static bool conv_dense(Cg *cg, const Node *n, const ConvGeom *geo) {
+    Dense d = {.g = *geo, .in = cg->views[n->in[0]]};
+    d.o = conv_out(cg, n, geo->O);
+    d.isN = d.in.stride[0], d.isH = d.in.stride[2], d.isW = d.in.stride[3];
+    flatten_gemm(&d);
+    const ConvGeom *g = &d.g;
+    int vw = cg->vw;
+    /* choose K: the fewest estimated cycles per row over the group's blocks */
+    int64_t best = -1;
+    const char *ek = getenv("NETC_CONV_K");
+    for (int K = 1; K <= 4; K++) {
+        if (ek && K != atoi(ek)) continue;
+        if ((int64_t)(K - 1) * vw >= g->opg) break;
+        int64_t nfull = g->opg / ((int64_t)K * vw), rem = g->opg - nfull * K * vw;
+        int Kt = (int)ceil_div64(rem, vw);
+        int64_t cost = nfull * row_cost(cg, K, g->OW) + (Kt ? row_cost(cg, Kt, g->OW) : 0);
+        /* ties go to the wider block (fewer broadcasts per FMA) unless its weights, with the
+           next block's prefetched beside them, would crowd L2 */
+        bool big = g->KH * g->KW * g->cpg * K * vw * 4 > 256 * 1024;
+        if (best < 0 || cost < best || (cost == best && !big)) {
+            best = cost;
+            d.nfull = nfull;
+            d.var[0] = (Variant){K, tile_width(cg, K, g->OW), vw};
+            d.var[1] = (Variant){Kt, Kt ? tile_width(cg, Kt, g->OW) : 0, rem - (int64_t)(Kt - 1) * vw};
+        }
+    }
+    d.nblk = d.nfull + (d.var[1].K ? 1 : 0);
+    int64_t taps = g->KH * g->KW;
+    d.wblock = taps * g->cpg * d.var[0].K * vw;
+    d.wgroup = d.nfull * d.wblock + taps * g->cpg * d.var[1].K * vw;
+    d.merge = g->dw * d.isW == g->cpg;
+    /* Blocks too big to stay in L2 from one inference to the next come from memory: prefetch the
+       next block while this one computes (off for the GEMM form, whose rows are not walked). */
+    if (d.wblock * 4 >= 128 * 1024 && g->N * g->OH > 1) {
+        int64_t steps = g->N * g->OH * ceil_div64(g->OW, d.var[0].P) * g->KH;
+        int64_t jn = d.merge ? g->KW * g->cpg : g->cpg;
+        d.pf_chunk = ceil_div64(d.wblock, steps);
+        d.pf_step = ceil_div64(d.pf_chunk, jn);
+    }
+    int64_t rows = g->groups * d.nblk * g->N * g->OH;
+    int64_t pmin = d.var[0].P;
+    if (d.nblk > d.nfull && (!d.nfull || d.var[1].P < pmin)) pmin = d.var[1].P;
+    d.np = row_parts(g, rows, pmin);
+
+    int64_t count;
+    float *packed = dense_pack(cg, &d, ir_weight(cg->g, n, "weight")->data, &count);
+    char name[300];
+    snprintf(name, sizeof name, "w.%s.weight", n->name);
+    d.w = cg_weights(cg, packed, count, name);
+    free(packed);
+    cg_parallel(cg, g->groups > 1 ? "conv2d_grouped" : "conv2d", rows * d.np, dense_body, &d);
+    return true;
+}
+
+/* ---- depthwise ------------------------------------------------------------------------------------ */
+
+/* groups == C_in, multiplier m = O / C (small): output channel c·m + j reads input channel c.
+ * Vectorised over input channels: a tile of P pixels × m accumulators per channel vector; for
+ * m > 1 the m accumulators are interleaved by shuffles into m vectors of adjacent output
+ * channels before the store. Weights packed [kh][kw][j][C padded]. */
+typedef struct Dw {
+    ConvGeom g;
+    int64_t isN, isH, isW, m, ncv, cpad, np;
+    int P, Pt;
+    CgView in;
+    ConvOut o;
+    LLVMValueRef w;
+    LLVMValueRef in_base, n, oy, kh_lo, kh_hi, c0;
+    int64_t lanes; /* valid channels of the current channel vector */
+} Dw;
+
+static void dw_tile(Cg *cg, void *ctx, LLVMValueRef x0, int64_t x0c, int64_t w) {
+    Dw *d = ctx;
+    const ConvGeom *g = &d->g;
+    int vw = cg->vw;
+    int m = (int)d->m, nacc = (int)w * m;
+    LLVMValueRef lmask = d->lanes < vw ? cg_mask(cg, d->lanes) : NULL;
+    LLVMValueRef acc[TILE_MAX_VALS];
+    for (int i = 0; i < nacc; i++) acc[i] = cg_vf(cg, 0.0);
+    KwGroup *grp = xcalloc((size_t)g->KW, sizeof *grp);
+    int ng = kw_groups(g, x0c, w, grp);
+    TileLoop lh;
+    tile_loop_begin(cg, &lh, d->kh_lo, d->kh_hi, 1, acc, nacc, "kh");
+    LLVMValueRef iy = cg_addc(cg, cg_add(cg, cg_mulc(cg, d->oy, g->sh), cg_mulc(cg, lh.iv, g->dh)), -g->ph);
+    LLVMValueRef ix0 = cg_addc(cg, cg_mulc(cg, x0, g->sw), -g->pw);
+    LLVMValueRef roff = cg_add(cg, cg_add(cg, cg_mulc(cg, d->n, d->isN), cg_mulc(cg, iy, d->isH)),
+                               cg_add(cg, cg_mulc(cg, ix0, d->isW), d->c0));
+    LLVMValueRef rowp = cg_gep(cg, d->in_base, roff);
+    LLVMValueRef wk = cg_gep(cg, d->w, cg_add(cg, cg_mulc(cg, lh.iv, g->KW * d->m * d->cpad), d->c0));
+    for (int gi = 0; gi < ng; gi++) {
+        const KwGroup *kg = &grp[gi];
+        if (!kg->mask) continue;
+        TileLoop lw;
+        LLVMValueRef kw = cg_i64(cg, kg->ka);
+        bool kloop = kg->kb - kg->ka > 1;
+        if (kloop) {
+            tile_loop_begin(cg, &lw, cg_i64(cg, kg->ka), cg_i64(cg, kg->kb), 1, acc, nacc, "kw");
+            kw = lw.iv;
+        }
+        LLVMValueRef wv[8];
+        for (int j = 0; j < m; j++)
+            wv[j] = tile_wload(cg, cg_gep(cg, wk, cg_addc(cg, cg_mulc(cg, kw, d->m * d->cpad), j * d->cpad)));
+        LLVMValueRef inp = cg_gep(cg, rowp, cg_mulc(cg, kw, g->dw * d->isW));
+        for (int64_t p = 0; p < w; p++) {
+            if (!(kg->mask >> p & 1)) continue;
+            LLVMValueRef xp = cg_gep(cg, inp, cg_i64(cg, p * g->sw * d->isW));
+            LLVMValueRef x = lmask ? cg_vload_masked(cg, xp, lmask) : cg_vload(cg, xp);
+            for (int j = 0; j < m; j++) acc[p * m + j] = cg_fma(cg, x, wv[j], acc[p * m + j]);
+        }
+        if (kloop) tile_loop_end(cg, &lw, acc);
+    }
+    tile_loop_end(cg, &lh, acc);
+    free(grp);
+
+    int64_t out_lanes = d->lanes * d->m; /* valid output channels from c0·m */
+    for (int64_t p = 0; p < w; p++) {
+        LLVMValueRef ox = cg_addc(cg, x0, p);
+        for (int jv = 0; jv < m; jv++) {
+            int64_t valid = out_lanes - (int64_t)jv * vw;
+            if (valid <= 0) break;
+            LLVMValueRef r = acc[p * m];
+            if (m > 1) {
+                /* lane l of output vector jv is channel f = jv·vw + l: accumulator f % m, lane f / m */
+                r = LLVMGetUndef(cg->t_vf);
+                for (int j = 0; j < m; j++) {
+                    LLVMValueRef idx[64];
+                    for (int l = 0; l < vw; l++) {
+                        int f = jv * vw + l;
+                        idx[l] = LLVMConstInt(cg->t_i32, (unsigned long long)(f % m == j ? vw + f / m : l), 0);
+                    }
+                    r = LLVMBuildShuffleVector(cg->b, r, acc[p * m + j], LLVMConstVector(idx, (unsigned)vw), "ilv");
+                }
+            }
+            LLVMValueRef oc = cg_addc(cg, cg_mulc(cg, d->c0, d->m), (int64_t)jv * vw);
+            conv_store(cg, &d->o, r, d->n, oc, d->oy, ox, valid < vw ? cg_mask(cg, valid) : NULL);
+        }
+    }
+}
+
+static void dw_body(Cg *cg, LLVMValueRef item, void *user) {
+    Dw *d = user;
+    const ConvGeom *g = &d->g;
+    int vw = cg->vw;
+    LLVMValueRef part = cg_remc(cg, item, d->np), r = cg_divc(cg, item, d->np);
+    d->oy = cg_remc(cg, r, g->OH), r = cg_divc(cg, r, g->OH);
+    d->n = cg_remc(cg, r, g->N);
+    LLVMValueRef cv = cg_divc(cg, r, g->N);
+    d->in_base = cg_view_ptr(cg, &d->in, cg_i64(cg, 0));
+    d->o.base = cg_view_ptr(cg, &d->o.view, cg_i64(cg, 0));
+    d->c0 = cg_mulc(cg, cv, vw);
+    tap_range(cg, d->oy, g->sh, g->ph, g->dh, g->KH, g->H, &d->kh_lo, &d->kh_hi);
+    int64_t nfull = g->C / vw, rest = g->C - nfull * vw;
+    if (nfull) {
+        CgIf c;
+        if (rest) cg_if_begin(cg, &c, LLVMBuildICmp(cg->b, LLVMIntSLT, cv, cg_i64(cg, nfull), ""), "full");
+        d->lanes = vw;
+        emit_row_tiles(cg, g, d->P, d->np, part, dw_tile, d);
+        if (rest) cg_if_end(cg, &c);
+    }
+    if (rest) {
+        CgIf c;
+        if (nfull) cg_if_begin(cg, &c, LLVMBuildICmp(cg->b, LLVMIntEQ, cv, cg_i64(cg, nfull), ""), "tail");
+        d->lanes = rest;
+        emit_row_tiles(cg, g, d->P, d->np, part, dw_tile, d);
+        if (nfull) cg_if_end(cg, &c);
+    }
+}
+
+static bool conv_depthwise(Cg *cg, const Node *n, const ConvGeom *geo) {
+    int vw = cg->vw;
+    Dw d = {.g = *geo, .in = cg->views[n->in[0]], .m = geo->opg};
+    d.o = conv_out(cg, n, geo->O);
+    d.isN = d.in.stride[0], d.isH = d.in.stride[2], d.isW = d.in.stride[3];
+    d.ncv = ceil_div64(geo->C, vw);
+    d.cpad = d.ncv * vw;
+    int pmax = (vec_regs(cg) == 32 ? 24 : 10) / (int)d.m;
+    if (pmax > 16) pmax = 16;
+    if (pmax < 1) pmax = 1;
+    int64_t T = ceil_div64(geo->OW, pmax);
+    d.P = (int)ceil_div64(geo->OW, T);
+    int64_t rows = d.ncv * geo->N * geo->OH;
+    d.np = row_parts(geo, rows, d.P);
+
+    const float *w = ir_weight(cg->g, n, "weight")->data;
+    int64_t taps = geo->KH * geo->KW, count = taps * d.m * d.cpad;
+    float *p = xcalloc((size_t)count, sizeof *p);
+    for (int64_t t = 0; t < taps; t++)
+        for (int64_t j = 0; j < d.m; j++)
+            for (int64_t c = 0; c < geo->C; c++) p[(t * d.m + j) * d.cpad + c] = w[(c * d.m + j) * taps + t];
+    char name[300];
+    snprintf(name, sizeof name, "w.%s.weight", n->name);
+    d.w = cg_weights(cg, p, count, name);
+    free(p);
+    cg_parallel(cg, "conv2d_depthwise", rows * d.np, dw_body, &d);
+    return true;
+}
+
+/* ---- scalar path: any strides ---------------------------------------------------------------------- */
+
+typedef struct Scalar {
+    ConvGeom g;
+    CgView in;
+    ConvOut o;
+    LLVMValueRef w;
+} Scalar;
+
+/* One work item: (image, output channel, output row); loops over the row's pixels with the
+ * kh and kw ranges clamped to the input, so no tap is tested in the loop. */
+static void scalar_body(Cg *cg, LLVMValueRef item, void *user) {
+    Scalar *s = user;
+    const ConvGeom *g = &s->g;
+    const CgView *in = &s->in;
+    LLVMValueRef oy = cg_remc(cg, item, g->OH), r = cg_divc(cg, item, g->OH);
+    LLVMValueRef o = cg_remc(cg, r, g->O), n = cg_divc(cg, r, g->O);
+    LLVMValueRef ic0 = cg_mulc(cg, cg_divc(cg, o, g->opg), g->cpg);
+    LLVMValueRef in_base = cg_view_ptr(cg, in, cg_i64(cg, 0));
+    s->o.base = cg_view_ptr(cg, &s->o.view, cg_i64(cg, 0));
+    LLVMValueRef kh_lo, kh_hi;
+    tap_range(cg, oy, g->sh, g->ph, g->dh, g->KH, g->H, &kh_lo, &kh_hi);
+    LLVMValueRef wo = cg_gep(cg, s->w, cg_mulc(cg, o, g->cpg * g->KH * g->KW));
+    CgLoop lx;
+    cg_loop_begin(cg, &lx, cg_i64(cg, 0), cg_i64(cg, g->OW), 1, "ox");
+    LLVMValueRef kw_lo, kw_hi;
+    tap_range(cg, lx.iv, g->sw, g->pw, g->dw, g->KW, g->W, &kw_lo, &kw_hi);
+    LLVMValueRef acc = cg_f32(cg, 0.0);
+    TileLoop lc, lh, lw;
+    tile_loop_begin(cg, &lc, cg_i64(cg, 0), cg_i64(cg, g->cpg), 1, &acc, 1, "c");
+    tile_loop_begin(cg, &lh, kh_lo, kh_hi, 1, &acc, 1, "kh");
+    tile_loop_begin(cg, &lw, kw_lo, kw_hi, 1, &acc, 1, "kw");
+    LLVMValueRef iy = cg_addc(cg, cg_add(cg, cg_mulc(cg, oy, g->sh), cg_mulc(cg, lh.iv, g->dh)), -g->ph);
+    LLVMValueRef ix = cg_addc(cg, cg_add(cg, cg_mulc(cg, lx.iv, g->sw), cg_mulc(cg, lw.iv, g->dw)), -g->pw);
+    LLVMValueRef ioff = cg_add(cg, cg_add(cg, cg_mulc(cg, n, in->stride[0]), cg_mulc(cg, cg_add(cg, ic0, lc.iv), in->stride[1])),
+                               cg_add(cg, cg_mulc(cg, iy, in->stride[2]), cg_mulc(cg, ix, in->stride[3])));
+    LLVMValueRef x = LLVMBuildLoad2(cg->b, cg->t_f32, cg_gep(cg, in_base, ioff), "x");
+    LLVMValueRef woff = cg_add(cg, cg_mulc(cg, cg_add(cg, cg_mulc(cg, lc.iv, g->KH), lh.iv), g->KW), lw.iv);
+    LLVMValueRef wv = LLVMBuildLoad2(cg->b, cg->t_f32, cg_gep(cg, wo, woff), "wv");
+    acc = cg_fma(cg, x, wv, acc);
+    tile_loop_end(cg, &lw, &acc);
+    tile_loop_end(cg, &lh, &acc);
+    tile_loop_end(cg, &lc, &acc);
+    conv_store(cg, &s->o, acc, n, o, oy, lx.iv, NULL);
+    cg_loop_end(cg, &lx);
+}
+
+static bool conv_scalar(Cg *cg, const Node *n, const ConvGeom *g) {
+    Scalar s = {.g = *g, .in = cg->views[n->in[0]]};
+    s.o = conv_out(cg, n, g->O);
+    const Tensor *w = ir_weight(cg->g, n, "weight");
+    char name[300];
+    snprintf(name, sizeof name, "w.%s.weight", n->name);
+    s.w = cg_weights(cg, w->data, ir_numel(w), name);
+    cg_parallel(cg, "conv2d_scalar", g->N * g->O * g->OH, scalar_body, &s);
+    return true;
+}
+
+/* ---- the generator ------------------------------------------------------------------------------- */
+
+bool cg_kernel_conv2d(Cg *cg, const Node *n) {
+    ConvGeom g = conv_geom(cg->g, n);
+    const CgView *in = &cg->views[n->in[0]], *out = &cg->views[n->out];
+    bool chans = (in->stride[1] == 1 || g.C == 1) && (out->stride[1] == 1 || g.O == 1);
+    if (!chans) return conv_scalar(cg, n, &g);
+    if (g.groups > 1 && g.cpg == 1 && g.opg <= 4) return conv_depthwise(cg, n, &g);
+    return conv_dense(cg, n, &g);
+}

@@ -1,0 +1,64 @@
+/* fold_bn.c — fold a batchnorm into the conv2d or linear that feeds it.
+ *
+ * Requires: a verified graph with bound weights. Matches conv2d/linear -> batchnorm where the
+ * batchnorm is the producer's only reader (a graph output counts as a reader) and the producer
+ * has no epilogue yet. Rewrites, in double precision, per output channel c:
+ *     s = gamma[c] / sqrt(var[c] + eps)
+ *     W'[c, ...] = W[c, ...] * s,   b'[c] = (b[c] - mean[c]) * s + beta[c]   (b = 0 if absent)
+ * Grouped and depthwise convolutions too: output channel c is always dim 0 of the weight.
+ * Guarantees: the batchnorm is gone and its readers read the producer. Invalidates: nothing
+ * else (shapes are unchanged). */
+#include <math.h>
+#include <stdlib.h>
+
+#include "passes.h"
+
+static bool foldable_producer(const Graph *g, const Node *bn, Node **out) {
+    const Tensor *x = ir_tensor(g, bn->in[0]);
+    if (x->producer < 0) return false;
+    Node *p = ir_node(g, x->producer);
+    if (p->dead || (p->op != OP_CONV2D && p->op != OP_LINEAR) || p->nepi) return false;
+    if (pass_reader_count(g, p->out) != 1) return false;
+    *out = p;
+    return true;
+}
+
+bool pass_fold_bn(Graph *g, PassCtx *c) {
+    int folded = 0, kept = 0;
+    for (int i = 0; i < g->nodes.len; i++) {
+        Node *bn = ir_node(g, i);
+        if (bn->dead || bn->op != OP_BATCHNORM) continue;
+        Node *p;
+        if (!foldable_producer(g, bn, &p)) {
+            kept++;
+            continue;
+        }
+        if (!pass_may_rewrite(c)) break;
+        const Tensor *gm = ir_weight(g, bn, "weight"), *bt = ir_weight(g, bn, "bias");
+        const Tensor *mu = ir_weight(g, bn, "running_mean"), *var = ir_weight(g, bn, "running_var");
+        double eps = ir_attr_float(bn, "eps");
+        Tensor *w = ir_weight(g, p, "weight");
+        Tensor *b = ir_weight(g, p, "bias");
+        int64_t C = ir_numel(gm), per = ir_numel(w) / C;
+        float *nw = xmalloc((size_t)ir_numel(w) * sizeof *nw), *nb = xmalloc((size_t)C * sizeof *nb);
+        for (int64_t oc = 0; oc < C; oc++) {
+            double s = (double)gm->data[oc] / sqrt((double)var->data[oc] + eps);
+            for (int64_t k = 0; k < per; k++) nw[oc * per + k] = (float)((double)w->data[oc * per + k] * s);
+            double b0 = b ? (double)b->data[oc] : 0.0;
+            nb[oc] = (float)((b0 - (double)mu->data[oc]) * s + (double)bt->data[oc]);
+        }
+        pass_set_weight(w, nw);
+        if (!b) {
+            ir_set_bool(g, p, "bias", true);
+            ir_infer_node(g, p, c->d); /* creates the bias tensor */
+            b = ir_weight(g, p, "bias");
+        }
+        pass_set_weight(b, nb);
+        pass_replace_uses(g, bn->out, p->out);
+        bn->dead = true;
+        folded++;
+    }
+    pass_stat(c, "folded %d batchnorm%s%s", folded, folded == 1 ? "" : "s",
+              kept ? " (kept the ones whose input has other readers or no conv/linear producer)" : "");
+    return folded > 0;
+}

@@ -1,0 +1,86 @@
+/* fuse_act.c — activations and residual adds into the producing kernel's epilogue.
+ *
+ * Requires: a verified graph. An activation (any of the language's, prelu and dropout too)
+ * whose input has exactly one reader (a graph output counts as a reader) becomes the next step
+ * of its producer's epilogue, applied while the result is in registers — when the producer is
+ * a conv2d, conv_transpose2d, linear, batchnorm, add/sub/mul/div or another activation. Chains
+ * fuse one after another (conv -> relu6 -> ...). A residual `add(c, r)` with equal shapes whose
+ * operand c comes from a conv2d/linear read only by the add, and whose other operand r is
+ * computed before that conv, becomes an epilogue step "+ r" of the conv: ResNet's
+ * relu(add(bn2, x)) is one kernel after fold-bn.
+ * Guarantees: values unchanged. Invalidates: the fused nodes (dead), readers now read the
+ * producer. */
+#include "passes.h"
+
+static bool epilogue_host(OpKind op) {
+    switch (op) {
+    case OP_CONV2D: case OP_CONV_TRANSPOSE2D: case OP_LINEAR: case OP_BATCHNORM:
+    case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV:
+        return true;
+    default:
+        return op_info(op)->flags & OPF_ACTIVATION || op == OP_DROPOUT;
+    }
+}
+
+static bool fusable_activation(OpKind op) { return (op_info(op)->flags & OPF_ACTIVATION) || op == OP_DROPOUT; }
+
+static bool same_shape(const Tensor *a, const Tensor *b) {
+    if (a->rank != b->rank) return false;
+    for (int i = 0; i < a->rank; i++)
+        if (a->shape[i] != b->shape[i]) return false;
+    return true;
+}
+
+/* schedule position of the tensor's producer; -1 for inputs and weights */
+static int position(const Graph *g, int t) { return ir_tensor(g, t)->producer; }
+
+static bool try_residual(Graph *g, PassCtx *c, Node *add) {
+    for (int side = 0; side < 2; side++) {
+        int ct = add->in[side], rt = add->in[1 - side];
+        const Tensor *ctt = ir_tensor(g, ct);
+        if (ctt->producer < 0 || ct == rt) continue;
+        Node *p = ir_node(g, ctt->producer);
+        if (p->dead || (p->op != OP_CONV2D && p->op != OP_LINEAR) || p->nepi >= IR_MAX_EPI) continue;
+        if (!same_shape(ctt, ir_tensor(g, rt)) || !same_shape(ctt, ir_tensor(g, add->out))) continue;
+        if (pass_reader_count(g, ct) != 1 || position(g, rt) >= p->id) continue;
+        if (!pass_may_rewrite(c)) return false;
+        p->epi[p->nepi++] = (EpiOp){.act = NULL, .residual = rt};
+        /* the add's own epilogue (if any) follows */
+        for (int k = 0; k < add->nepi && p->nepi < IR_MAX_EPI; k++) p->epi[p->nepi++] = add->epi[k];
+        pass_replace_uses(g, add->out, p->out);
+        add->dead = true;
+        return true;
+    }
+    return false;
+}
+
+bool pass_fuse_act(Graph *g, PassCtx *c) {
+    int acts = 0, residuals = 0;
+    for (int i = 0; i < g->nodes.len; i++) {
+        Node *n = ir_node(g, i);
+        if (n->dead) continue;
+        if (n->op == OP_ADD && n->nepi + 1 <= IR_MAX_EPI && try_residual(g, c, n)) {
+            residuals++;
+            continue;
+        }
+        if (!fusable_activation(n->op)) continue;
+        const Tensor *x = ir_tensor(g, n->in[0]);
+        if (x->producer < 0) continue;
+        Node *p = ir_node(g, x->producer);
+        if (p->dead || !epilogue_host(p->op) || p->nepi >= IR_MAX_EPI) continue;
+        if (pass_reader_count(g, n->in[0]) != 1) continue;
+        if (!pass_may_rewrite(c)) break;
+        p->epi[p->nepi++] = (EpiOp){.act = n, .residual = -1};
+        pass_replace_uses(g, n->out, p->out);
+        n->dead = true;
+        acts++;
+    }
+    int standalone = 0;
+    for (int i = 0; i < g->nodes.len; i++) {
+        const Node *n = ir_node(g, i);
+        standalone += !n->dead && fusable_activation(n->op) && n->op != OP_DROPOUT;
+    }
+    pass_stat(c, "fused %d activation%s and %d residual add%s into their producers (%d activation%s left standalone)",
+              acts, acts == 1 ? "" : "s", residuals, residuals == 1 ? "" : "s", standalone, standalone == 1 ? "" : "s");
+    return acts + residuals > 0;
+}

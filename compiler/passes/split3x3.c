@@ -1,0 +1,325 @@
+/* split3x3.c — split a 3×3 convolution into a 1×3 then a 3×1 convolution where a low-rank
+ * factorisation of its weight is exact (or within --split-tol) and cheaper.
+ *
+ * Requires: a verified graph with bound weights, after fold-bn (the rank is that of the weight
+ * that will run). For W[o, i, h, w] (groups = 1) the matrix M[(o,h), (i,w)] (3·O × 3·I) has a
+ * truncated SVD M ≈ U_r Σ_r V_rᵀ; the 1×3 conv I -> r takes Σ^½ Vᵀ as W1[r, i, 0, w], the 3×1 conv
+ * r -> O takes U Σ^½ as W2[o, r, h, 0] and the bias, so that
+ *     Σ_{i,h,w} W[o,i,h,w] x[i, h, w] = Σ_h Σ_r W2[o,r,h] Σ_{i,w} W1[r,i,w] x[i, h, w].
+ * Stride, padding and dilation split by axis: the 1×3 takes (1, s_w), (0, p_w), (1, d_w), the
+ * 3×1 takes (s_h, 1), (p_h, 0), (d_h, 1) — exact with zero padding.
+ * Rank: the smallest r whose relative Frobenius error ‖M − M_r‖ / ‖M‖ ≤ tol, in double.
+ * Cost: split only when 3·r·I·H_mid·W_out + 3·r·O·H_out·W_out < 9·I·O·H_out·W_out.
+ * Speed: the break-even rank r_be comes first; a randomized range finder with r_be + 10
+ * columns decides from ‖M‖² − ‖QᵀM‖² whether rank r_be suffices before any SVD, so a full-rank
+ * layer is declined after two matrix products and a QR.
+ * Depthwise 3×3 (groups = C = O) splits into depthwise 1×3 and 3×1 only when every channel's
+ * kernel is rank 1 within the tolerance; other grouped convolutions are declined.
+ * Guarantees: outputs unchanged up to the tolerance. Invalidates: the node list (two nodes
+ * replace one). */
+#include <cblas.h>
+#include <lapacke.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "passes.h"
+
+typedef struct Geo {
+    int64_t ci, co, H, W, Hout, Wout; /* in channels per group, out channels */
+    int64_t k[2], s[2], p[2], dl[2];
+} Geo;
+
+static void geometry(const Graph *g, const Node *n, Geo *q) {
+    const Tensor *x = ir_tensor(g, n->in[0]), *y = ir_tensor(g, n->out);
+    int64_t groups = ir_attr_int(n, "groups");
+    q->ci = x->shape[1] / groups, q->co = y->shape[1];
+    q->H = x->shape[2], q->W = x->shape[3], q->Hout = y->shape[2], q->Wout = y->shape[3];
+    ir_attr_pair(n, "kernel", q->k);
+    ir_attr_pair(n, "stride", q->s);
+    ir_attr_pair(n, "pad", q->p);
+    ir_attr_pair(n, "dilation", q->dl);
+}
+
+/* Two convolutions replace n: a (1×3, in -> r) and b (3×1, r -> out, with n's bias). */
+static void replace_with_pair(Graph *g, PassCtx *c, Node *n, int pos, const Geo *q, int64_t r, bool depthwise,
+                              float *w1, float *w2) {
+    char name[512];
+    snprintf(name, sizeof name, "%s/1x3", n->name);
+    Node *a = ir_add_node(g, OP_CONV2D, name, &n->in[0], 1, n->loc);
+    a->calls = n->calls;
+    ir_set_int(g, a, "out", r);
+    ir_set_pair(g, a, "kernel", 1, 3);
+    ir_set_pair(g, a, "stride", 1, q->s[1]);
+    ir_set_pair(g, a, "pad", 0, q->p[1]);
+    ir_set_pair(g, a, "dilation", 1, q->dl[1]);
+    ir_set_bool(g, a, "bias", false);
+    if (depthwise) ir_set_int(g, a, "groups", r);
+    ir_infer_node(g, a, c->d);
+    pass_set_weight(ir_weight(g, a, "weight"), w1);
+
+    snprintf(name, sizeof name, "%s/3x1", n->name);
+    Node *b = ir_add_node(g, OP_CONV2D, name, &a->out, 1, n->loc);
+    b->calls = n->calls;
+    const Tensor *bias = ir_weight(g, n, "bias");
+    ir_set_int(g, b, "out", q->co);
+    ir_set_pair(g, b, "kernel", 3, 1);
+    ir_set_pair(g, b, "stride", q->s[0], 1);
+    ir_set_pair(g, b, "pad", q->p[0], 0);
+    ir_set_pair(g, b, "dilation", q->dl[0], 1);
+    ir_set_bool(g, b, "bias", bias != NULL);
+    if (depthwise) ir_set_int(g, b, "groups", q->co);
+    ir_infer_node(g, b, c->d);
+    pass_set_weight(ir_weight(g, b, "weight"), w2);
+    if (bias) {
+        float *nb = xmalloc((size_t)q->co * sizeof *nb);
+        memcpy(nb, bias->data, (size_t)q->co * sizeof *nb);
+        pass_set_weight(ir_weight(g, b, "bias"), nb);
+    }
+    pass_replace_uses(g, n->out, b->out);
+    n->dead = true;
+    /* move a and b (appended at the end) to n's place in the schedule */
+    int len = g->nodes.len;
+    memmove(&g->nodes.items[pos + 2], &g->nodes.items[pos], (size_t)(len - 2 - pos) * sizeof(void *));
+    g->nodes.items[pos] = a;
+    g->nodes.items[pos + 1] = b;
+    for (int i = 0; i < g->nodes.len; i++) {
+        Node *x = ir_node(g, i);
+        x->id = i;
+        ir_tensor(g, x->out)->producer = i;
+    }
+}
+
+static uint64_t rng_next(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static double gaussian(uint64_t *s) {
+    double u1 = ((double)(rng_next(s) >> 11) + 0.5) / 9007199254740992.0;
+    double u2 = (double)(rng_next(s) >> 11) / 9007199254740992.0;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+/* Best rank ≤ kmax approximation of M (m×n, row-major) through a randomized range finder.
+ * Returns the rank r ≤ kmax meeting the tolerance (and its error in *err), with factors
+ * L (m×r) and R (r×n), M ≈ L R, split as U Σ^½ and Σ^½ Vᵀ; or -1 when rank kmax does not meet it. */
+static int64_t low_rank(const double *M, int64_t m, int64_t n, int64_t kmax, double tol, int power_iters, double **L,
+                        double **R, double *err) {
+    int64_t mn = m < n ? m : n;
+    int64_t k = kmax + 10 < mn ? kmax + 10 : mn;
+    double norm2 = 0;
+    for (int64_t i = 0; i < m * n; i++) norm2 += M[i] * M[i];
+    if (norm2 == 0) return -1;
+    double *Om = xmalloc((size_t)(n * k) * sizeof *Om), *Y = xmalloc((size_t)(m * k) * sizeof *Y);
+    uint64_t seed = 12345;
+    for (int64_t i = 0; i < n * k; i++) Om[i] = gaussian(&seed);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)k, (int)n, 1.0, M, (int)n, Om, (int)k, 0.0, Y,
+                (int)k);
+    /* power iterations sharpen the range when the spectrum decays slowly (lossy tolerances) */
+    double *Z = xmalloc((size_t)(n * k) * sizeof *Z);
+    double *tau = xmalloc((size_t)k * sizeof *tau);
+    for (int it = 0; it < power_iters; it++) {
+        LAPACKE_dgeqrf(LAPACK_ROW_MAJOR, (int)m, (int)k, Y, (int)k, tau);
+        LAPACKE_dorgqr(LAPACK_ROW_MAJOR, (int)m, (int)k, (int)k, Y, (int)k, tau);
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n, (int)k, (int)m, 1.0, M, (int)n, Y, (int)k, 0.0, Z,
+                    (int)k);
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)k, (int)n, 1.0, M, (int)n, Z, (int)k, 0.0,
+                    Y, (int)k);
+    }
+    LAPACKE_dgeqrf(LAPACK_ROW_MAJOR, (int)m, (int)k, Y, (int)k, tau);
+    LAPACKE_dorgqr(LAPACK_ROW_MAJOR, (int)m, (int)k, (int)k, Y, (int)k, tau); /* Y = Q, m×k */
+    double *B = xmalloc((size_t)(k * n) * sizeof *B);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)k, (int)n, (int)m, 1.0, Y, (int)k, M, (int)n, 0.0, B,
+                (int)n);
+    double bnorm2 = 0;
+    for (int64_t i = 0; i < k * n; i++) bnorm2 += B[i] * B[i];
+    double resid2 = norm2 - bnorm2 > 0 ? norm2 - bnorm2 : 0;
+    double lim2 = tol * tol * norm2;
+    int64_t r = -1;
+    if (resid2 <= lim2) {
+        /* SVD of the small k×n matrix: B = Ub S Vt */
+        int64_t kk = k < n ? k : n;
+        double *S = xmalloc((size_t)kk * sizeof *S), *Ub = xmalloc((size_t)(k * kk) * sizeof *Ub);
+        double *Vt = xmalloc((size_t)(kk * n) * sizeof *Vt);
+        if (LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'S', (int)k, (int)n, B, (int)n, S, Ub, (int)kk, Vt, (int)n) == 0) {
+            double tail2 = resid2;
+            int64_t best = kk;
+            for (int64_t j = kk - 1; j >= 0; j--) {
+                if (tail2 + S[j] * S[j] > lim2) break;
+                tail2 += S[j] * S[j];
+                best = j;
+            }
+            /* tail2 now is the error of rank `best` */
+            tail2 = resid2;
+            for (int64_t j = best; j < kk; j++) tail2 += S[j] * S[j];
+            if (best <= kmax && best > 0) {
+                r = best;
+                *err = sqrt(tail2 / norm2);
+                *L = xmalloc((size_t)(m * r) * sizeof **L);
+                *R = xmalloc((size_t)(r * n) * sizeof **R);
+                /* L = Q Ub[:, :r] Σ^½ ; R = Σ^½ Vt[:r, :] */
+                for (int64_t i = 0; i < m; i++)
+                    for (int64_t j = 0; j < r; j++) {
+                        double acc = 0;
+                        for (int64_t t = 0; t < k; t++) acc += Y[i * k + t] * Ub[t * kk + j];
+                        (*L)[i * r + j] = acc * sqrt(S[j]);
+                    }
+                for (int64_t j = 0; j < r; j++)
+                    for (int64_t t = 0; t < n; t++) (*R)[j * n + t] = sqrt(S[j]) * Vt[j * n + t];
+            }
+        }
+        free(S), free(Ub), free(Vt);
+    }
+    free(Om), free(Y), free(Z), free(tau), free(B);
+    return r;
+}
+
+/* A quick, rigorous decline: any submatrix's best rank-r error is at most M's, so when a random
+ * (r+1)×(r+1) submatrix has σ_min > tol·‖M‖ (its best rank-r error), M needs rank > r. Singular
+ * values only, of a matrix a quarter of M's size or less. */
+static bool surely_above(const double *M, int64_t m, int64_t n, int64_t r, double tol) {
+    int64_t k = r + 1;
+    if (k >= m || k >= n) return false;
+    double norm2 = 0;
+    for (int64_t i = 0; i < m * n; i++) norm2 += M[i] * M[i];
+    int64_t *rows = xmalloc((size_t)m * sizeof *rows), *cols = xmalloc((size_t)n * sizeof *cols);
+    uint64_t seed = 777;
+    for (int64_t i = 0; i < m; i++) rows[i] = i;
+    for (int64_t i = 0; i < n; i++) cols[i] = i;
+    for (int64_t i = 0; i < k; i++) { /* partial Fisher-Yates */
+        int64_t j = i + (int64_t)(rng_next(&seed) % (uint64_t)(m - i)), t = rows[i];
+        rows[i] = rows[j], rows[j] = t;
+        j = i + (int64_t)(rng_next(&seed) % (uint64_t)(n - i)), t = cols[i];
+        cols[i] = cols[j], cols[j] = t;
+    }
+    double *S = xmalloc((size_t)(k * k) * sizeof *S), *sv = xmalloc((size_t)k * sizeof *sv);
+    for (int64_t i = 0; i < k; i++)
+        for (int64_t j = 0; j < k; j++) S[i * k + j] = M[rows[i] * n + cols[j]];
+    bool above = LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'N', (int)k, (int)k, S, (int)k, sv, NULL, (int)k, NULL, (int)k) == 0 &&
+                 sv[k - 1] > tol * sqrt(norm2);
+    free(rows), free(cols), free(S), free(sv);
+    return above;
+}
+
+static double mac_ratio(const Geo *q, int64_t r, bool dw) {
+    double before = 9.0 * (double)(dw ? 1 : q->ci) * (double)q->co * (double)(q->Hout * q->Wout);
+    double after = dw ? 3.0 * (double)q->co * (double)(q->H * q->Wout) + 3.0 * (double)q->co * (double)(q->Hout * q->Wout)
+                      : 3.0 * (double)r * (double)q->ci * (double)(q->H * q->Wout) +
+                            3.0 * (double)r * (double)q->co * (double)(q->Hout * q->Wout);
+    return after / before;
+}
+
+static bool split_dense(Graph *g, PassCtx *c, Node *n, int pos, const Geo *q, int *splits) {
+    int64_t m = 3 * q->co, nn = 3 * q->ci, full = m < nn ? m : nn;
+    /* break-even rank: the largest r with 3r(I·H_mid + O·H_out)·W_out < 9·I·O·H_out·W_out */
+    double denom = 3.0 * ((double)q->ci * (double)q->H + (double)q->co * (double)q->Hout) * (double)q->Wout;
+    double lim = 9.0 * (double)q->ci * (double)q->co * (double)q->Hout * (double)q->Wout / denom;
+    int64_t r_be = (int64_t)ceil(lim) - 1;
+    if (r_be > full) r_be = full;
+    if (r_be < 1) {
+        pass_stat(c, "%s declined: no rank pays off (a rank-1 split would cost %.2f× the MACs)", n->name, mac_ratio(q, 1, false));
+        return false;
+    }
+    const float *W = ir_weight(g, n, "weight")->data;
+    double *M = xmalloc((size_t)(m * nn) * sizeof *M);
+    for (int64_t o = 0; o < q->co; o++)
+        for (int64_t i = 0; i < q->ci; i++)
+            for (int64_t h = 0; h < 3; h++)
+                for (int64_t w = 0; w < 3; w++) M[(o * 3 + h) * nn + i * 3 + w] = W[((o * q->ci + i) * 3 + h) * 3 + w];
+    double *L = NULL, *R = NULL, err = 0;
+    int64_t r = -1;
+    if (!surely_above(M, m, nn, r_be, c->split_tol)) {
+        r = low_rank(M, m, nn, r_be, c->split_tol, 0, &L, &R, &err);
+        if (r < 0 && c->split_tol > 1e-5) r = low_rank(M, m, nn, r_be, c->split_tol, 2, &L, &R, &err);
+    }
+    free(M);
+    if (r < 0) {
+        pass_stat(c, "%s declined: rank > %lld of %lld (break-even %lld): a split at full rank would cost %.2f× the MACs",
+                  n->name, (long long)r_be, (long long)full, (long long)r_be, mac_ratio(q, full, false));
+        return false;
+    }
+    if (!pass_may_rewrite(c)) {
+        free(L), free(R);
+        return false;
+    }
+    float *w1 = xmalloc((size_t)(r * q->ci * 3) * sizeof *w1), *w2 = xmalloc((size_t)(q->co * r * 3) * sizeof *w2);
+    for (int64_t j = 0; j < r; j++) /* W1[j, i, 0, w] = R[j, (i,w)] */
+        for (int64_t t = 0; t < nn; t++) w1[j * nn + t] = (float)R[j * nn + t];
+    for (int64_t o = 0; o < q->co; o++) /* W2[o, j, h, 0] = L[(o,h), j] */
+        for (int64_t j = 0; j < r; j++)
+            for (int64_t h = 0; h < 3; h++) w2[(o * r + j) * 3 + h] = (float)L[(o * 3 + h) * r + j];
+    free(L), free(R);
+    pass_stat(c, "%s rank %lld/%lld, rel.err %.1e, MACs %+.0f%%", n->name, (long long)r, (long long)full, err,
+              (mac_ratio(q, r, false) - 1) * 100);
+    replace_with_pair(g, c, n, pos, q, r, false, w1, w2);
+    (*splits)++;
+    return true;
+}
+
+/* Depthwise: each channel's 3×3 kernel must be rank 1 (σ2² + σ3² summed over channels within the
+ * tolerance of the whole weight's norm). */
+static bool split_depthwise(Graph *g, PassCtx *c, Node *n, int pos, const Geo *q, int *splits) {
+    double ratio = mac_ratio(q, 1, true);
+    if (ratio >= 1) {
+        pass_stat(c, "%s declined: depthwise at stride %lld, a split would cost %.2f× the MACs", n->name,
+                  (long long)q->s[0], ratio);
+        return false;
+    }
+    const float *W = ir_weight(g, n, "weight")->data;
+    int64_t C = q->co;
+    float *w1 = xmalloc((size_t)(C * 3) * sizeof *w1), *w2 = xmalloc((size_t)(C * 3) * sizeof *w2);
+    double norm2 = 0, tail2 = 0;
+    for (int64_t ch = 0; ch < C; ch++) {
+        double a[9], s[3], u[9], vt[9];
+        for (int k = 0; k < 9; k++) a[k] = W[ch * 9 + k], norm2 += a[k] * a[k];
+        if (LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'A', 3, 3, a, 3, s, u, 3, vt, 3) != 0) s[0] = s[1] = s[2] = 0;
+        tail2 += s[1] * s[1] + s[2] * s[2];
+        for (int k = 0; k < 3; k++) {
+            w1[ch * 3 + k] = (float)(sqrt(s[0]) * vt[k]);    /* 1×3: row of Vᵀ */
+            w2[ch * 3 + k] = (float)(sqrt(s[0]) * u[k * 3]); /* 3×1: column of U */
+        }
+    }
+    double err = norm2 > 0 ? sqrt(tail2 / norm2) : 0;
+    if (norm2 == 0 || err > c->split_tol) {
+        pass_stat(c, "%s declined: depthwise kernels are not all rank 1 (rel.err of rank 1: %.1e)", n->name, err);
+        free(w1), free(w2);
+        return false;
+    }
+    if (!pass_may_rewrite(c)) {
+        free(w1), free(w2);
+        return false;
+    }
+    pass_stat(c, "%s depthwise rank 1/3 per channel, rel.err %.1e, MACs %+.0f%%", n->name, err, (ratio - 1) * 100);
+    replace_with_pair(g, c, n, pos, q, C, true, w1, w2);
+    (*splits)++;
+    return true;
+}
+
+bool pass_split3x3(Graph *g, PassCtx *c) {
+    int splits = 0, seen = 0;
+    for (int i = 0; i < g->nodes.len; i++) {
+        Node *n = ir_node(g, i);
+        if (n->dead || n->op != OP_CONV2D || n->nepi) continue;
+        Geo q;
+        geometry(g, n, &q);
+        if (q.k[0] != 3 || q.k[1] != 3) continue;
+        seen++;
+        int64_t groups = ir_attr_int(n, "groups");
+        const Tensor *x = ir_tensor(g, n->in[0]);
+        bool changed;
+        if (groups == 1) {
+            changed = split_dense(g, c, n, i, &q, &splits);
+        } else if (groups == x->shape[1] && q.co == groups) {
+            changed = split_depthwise(g, c, n, i, &q, &splits);
+        } else {
+            pass_stat(c, "%s declined: grouped convolution (groups=%lld)", n->name, (long long)groups);
+            changed = false;
+        }
+        if (changed) i += 2; /* skip the two new nodes */
+    }
+    pass_stat(c, "split %d of %d 3x3 convolutions (tolerance %.1e)", splits, seen, c->split_tol);
+    return splits > 0;
+}
