@@ -160,7 +160,7 @@ void cg_parallel(Cg *cg, const char *name, int64_t n, CgBodyFn body, void *user)
 
 /* One kernel generator per op, generated from ops.def: cg_kernel_<id>(cg, node). Each reads
  * cg->views[n->in[k]] and writes cg->views[n->out]. Returns false after reporting an error. */
-#define OP(E, id, in, at, w, shape, fl) bool cg_kernel_##id(Cg *cg, const Node *n) __attribute__((weak));
+#define OP(E, id, in, at, w, shape, fl) bool cg_kernel_##id(Cg *cg, const Node *n);
 #include "../ops.def"
 #undef OP
 

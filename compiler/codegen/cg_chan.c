@@ -4,6 +4,16 @@
 
 #include <stdlib.h>
 
+void cgc_parallel(Cg *cg, const char *name, int64_t n, CgBodyFn body, void *user) {
+    /* cg_parallel adds the task function first, so it follows the module's last function */
+    LLVMValueRef last = LLVMGetLastFunction(cg->mod);
+    cg_parallel(cg, name, n, body, user);
+    LLVMValueRef fn = last ? LLVMGetNextFunction(last) : LLVMGetFirstFunction(cg->mod);
+    NETC_ASSERT(fn && LLVMCountBasicBlocks(fn) > 0);
+    unsigned kind = LLVMGetEnumAttributeKindForName("noinline", 8);
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(cg->ctx, kind, 0));
+}
+
 LLVMValueRef cgc_table_i64(Cg *cg, const int64_t *v, int64_t n, const char *name) {
     LLVMValueRef *e = xcalloc((size_t)(n ? n : 1), sizeof *e);
     for (int64_t i = 0; i < n; i++) e[i] = cg_i64(cg, v[i]);

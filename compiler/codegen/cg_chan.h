@@ -12,6 +12,11 @@
 /* Vectors processed together per pixel: independent accumulators hide latency. */
 #define CGC_MAXG 4
 
+/* cg_parallel, with the task function marked noinline: LLVM otherwise inlines it into the entry
+ * function's serial path, where the item loop's bounds are constants, unrolls it completely, and
+ * instruction selection over the resulting block of thousands of stores takes minutes. */
+void cgc_parallel(Cg *cg, const char *name, int64_t n, CgBodyFn body, void *user);
+
 /* A private constant int64 table (per-row/column source indices computed at compile time). */
 LLVMValueRef cgc_table_i64(Cg *cg, const int64_t *v, int64_t n, const char *name);
 /* table[idx] as i64 / as float (a cg_weights table). */

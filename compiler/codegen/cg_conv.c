@@ -218,11 +218,12 @@ static void prefetch_l2(Cg *cg, LLVMValueRef p) {
     LLVMBuildCall2(cg->b, ft, f, args, 4, "");
 }
 
-/* acc[p·K + k] += x[pixel p] · w[k] over one (tap, input channel) step, for the pixels in mask. */
+/* acc[p·K + k] += x[pixel p] · w[k] over one (tap, input channel) step, for the pixels in mask;
+ * j = kw·cpg + ic numbers the step for the weight prefetch. */
 static void dense_step(Cg *cg, const Dense *d, LLVMValueRef *acc, int64_t w, uint64_t mask, LLVMValueRef inp,
                        LLVMValueRef wp, LLVMValueRef j) {
     int K = d->v->K;
-    if (d->pf_step && j) prefetch_l2(cg, cg_gep(cg, d->pf_base, cg_mulc(cg, j, d->pf_step)));
+    if (d->pf_step) prefetch_l2(cg, cg_gep(cg, d->pf_base, cg_mulc(cg, j, d->pf_step)));
     LLVMValueRef wv[8];
     for (int k = 0; k < K; k++) wv[k] = tile_wload(cg, cg_gep(cg, wp, cg_i64(cg, (int64_t)k * cg->vw)));
     int64_t pstep = d->g.sw * d->isW;
@@ -257,7 +258,8 @@ static void dense_tile(Cg *cg, void *ctx, LLVMValueRef x0, int64_t x0c, int64_t 
         /* step (oy, tile, kh) of the row-major walk over a block fetches its chunk of the next
            block, so the next block is in L2 when its first row starts */
         LLVMValueRef t = cg_divc(cg, x0, d->v->P);
-        LLVMValueRef seq = cg_add(cg, cg_mulc(cg, cg_add(cg, cg_mulc(cg, d->oy, ceil_div64(g->OW, d->v->P)), t), g->KH), lh.iv);
+        LLVMValueRef row = cg_add(cg, cg_mulc(cg, d->n, g->OH), d->oy);
+        LLVMValueRef seq = cg_add(cg, cg_mulc(cg, cg_add(cg, cg_mulc(cg, row, ceil_div64(g->OW, d->v->P)), t), g->KH), lh.iv);
         d->pf_base = cg_gep(cg, d->wblk, cg_addc(cg, cg_mulc(cg, seq, d->pf_chunk), d->wblock));
     }
     for (int gi = 0; gi < ng; gi++) {
@@ -284,7 +286,7 @@ static void dense_tile(Cg *cg, void *ctx, LLVMValueRef x0, int64_t x0c, int64_t 
         TileLoop li;
         tile_loop_begin(cg, &li, cg_i64(cg, 0), cg_i64(cg, g->cpg), 1, acc, nacc, "ic");
         dense_step(cg, d, acc, w, kg->mask, cg_gep(cg, inp_kw, li.iv), cg_gep(cg, wp_kw, cg_mulc(cg, li.iv, kstride)),
-                   kloop ? NULL : li.iv);
+                   cg_add(cg, cg_mulc(cg, kw, g->cpg), li.iv));
         tile_loop_end(cg, &li, acc);
         if (kloop) tile_loop_end(cg, &lw, acc);
     }
@@ -384,9 +386,7 @@ static bool conv_dense(Cg *cg, const Node *n, const ConvGeom *geo) {
     int vw = cg->vw;
     /* choose K: the fewest estimated cycles per row over the group's blocks */
     int64_t best = -1;
-    const char *ek = getenv("NETC_CONV_K");
     for (int K = 1; K <= 4; K++) {
-        if (ek && K != atoi(ek)) continue;
         if ((int64_t)(K - 1) * vw >= g->opg) break;
         int64_t nfull = g->opg / ((int64_t)K * vw), rem = g->opg - nfull * K * vw;
         int Kt = (int)ceil_div64(rem, vw);
@@ -410,7 +410,7 @@ static bool conv_dense(Cg *cg, const Node *n, const ConvGeom *geo) {
        next block while this one computes (off for the GEMM form, whose rows are not walked). */
     if (d.wblock * 4 >= 128 * 1024 && g->N * g->OH > 1) {
         int64_t steps = g->N * g->OH * ceil_div64(g->OW, d.var[0].P) * g->KH;
-        int64_t jn = d.merge ? g->KW * g->cpg : g->cpg;
+        int64_t jn = g->KW * g->cpg; /* (kw, ic) steps per (tile, kh) step */
         d.pf_chunk = ceil_div64(d.wblock, steps);
         d.pf_step = ceil_div64(d.pf_chunk, jn);
     }

@@ -172,7 +172,7 @@ static void copy_views(Cg *cg, const char *name, const CgView *dst, const CgView
     if (same_view(dst, src)) return;
     Copy c;
     copy_plan(&c, dst, src);
-    cg_parallel(cg, name, c.items, copy_body, &c);
+    cgc_parallel(cg, name, c.items, copy_body, &c);
 }
 
 /* ---- concat, slice, flatten ------------------------------------------------------------------ */
@@ -305,7 +305,7 @@ bool cg_kernel_channel_shuffle(Cg *cg, const Node *n) {
     free(perm);
     cgc_chan_init(cg, &s.ch, C, cgc_unit_c(&s.in) && cgc_unit_c(&s.out), 2);
     cgc_split(&s.sp, &s.ch, s.out.shape[0] * s.out.shape[2], s.out.shape[3]);
-    cg_parallel(cg, "channel_shuffle", s.sp.items, shuffle_body, &s);
+    cgc_parallel(cg, "channel_shuffle", s.sp.items, shuffle_body, &s);
     return true;
 }
 
@@ -494,7 +494,7 @@ static bool rs_emit(Cg *cg, const Node *n, Resample *r, const char *name) {
     rs_emit_tables(cg, r, &r->ax[1], n->name, "x");
     cgc_chan_init(cg, &r->ch, r->out.shape[1], cgc_unit_c(&r->in) && cgc_unit_c(&r->out), r->kind == RS_BILINEAR ? 2 : 4);
     cgc_split(&r->sp, &r->ch, r->out.shape[0] * r->out.shape[2], r->out.shape[3]);
-    cg_parallel(cg, name, r->sp.items, rs_body, r);
+    cgc_parallel(cg, name, r->sp.items, rs_body, r);
     rs_free(&r->ax[0]);
     rs_free(&r->ax[1]);
     return true;
@@ -677,6 +677,6 @@ bool cg_kernel_softmax(Cg *cg, const Node *n) {
             s.od[s.nod++] = i;
             s.items *= s.in.shape[i];
         }
-    cg_parallel(cg, "softmax", s.items, sm_body, &s);
+    cgc_parallel(cg, "softmax", s.items, sm_body, &s);
     return true;
 }

@@ -234,10 +234,6 @@ static bool build_module(Cg *cg, EmitKind emit) {
         const Node *n = ir_node(g, k);
         if (n->dead) continue;
         cg->node = n;
-        if (!kernels[n->op]) {
-            ir_node_error(cg->d, n, "internal error (a bug in netc): no kernel generator for %s", op_info(n->op)->name);
-            return false;
-        }
         if (!kernels[n->op](cg, n)) return false;
     }
     cg->node = NULL;

@@ -206,7 +206,7 @@ static bool pool_emit(Cg *cg, Pool *p, const char *name) {
     axis_emit(cg, &p->ax[1], n->name, "x");
     cgc_chan_init(cg, &p->ch, p->out.shape[1], cgc_unit_c(&p->in) && cgc_unit_c(&p->out), CGC_MAXG);
     cgc_split(&p->sp, &p->ch, p->out.shape[0] * p->out.shape[2], p->out.shape[3]);
-    cg_parallel(cg, name, p->sp.items, pool_body, p);
+    cgc_parallel(cg, name, p->sp.items, pool_body, p);
     axis_free(&p->ax[0]);
     axis_free(&p->ax[1]);
     return true;

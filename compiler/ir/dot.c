@@ -40,6 +40,7 @@ void ir_write_dot(const Graph *g, const Plan *plan, FILE *f) {
             fprintf(f, " + %s", n->epi[k].residual >= 0 ? "residual" : op_info(n->epi[k].act->op)->name);
         fprintf(f, "\\n%s", ir_shape_str(y, shape, sizeof shape));
         if (n->inplace) fprintf(f, "\\nin place");
+        if (n->concat_elim) fprintf(f, "\\ninputs written in place");
         if (n->loc.line) fprintf(f, "\\nline %d", n->loc.line);
         fprintf(f, "\"];\n");
         for (int k = 0; k < n->nin; k++) {
