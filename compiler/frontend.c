@@ -26,6 +26,7 @@ Graph *frontend_load_text(const char *file, const char *text, size_t len, const 
                    (long long)weights, (double)weights * 4 / 1073741824.0);
         goto fail;
     }
+    if (o && o->no_weights) return g;
     if (o && o->weights_path) {
         if (!weights_load(g, o->weights_path, d)) goto fail;
     } else {

@@ -11,6 +11,7 @@ typedef struct FrontendOptions {
     const char *weights_path; /* NULL: seeded random init, with a note on stderr */
     uint64_t seed;            /* for the random init */
     bool quiet;               /* no note about random weights */
+    bool no_weights;          /* leave weights unbound (parse, lower, verify and shapes only) */
 } FrontendOptions;
 
 /* NULL when any error was reported in d (d also carries the source for caret printing). */

@@ -441,7 +441,8 @@ int main(int argc, char **argv) {
         fputs(usage_text, stderr);
         return EXIT_USAGE;
     }
-    FrontendOptions fo = {.weights_path = o.weights, .seed = o.seed};
+    /* check needs shapes, not values: without --weights it binds none */
+    FrontendOptions fo = {.weights_path = o.weights, .seed = o.seed, .no_weights = !compile && !o.weights && !strcmp(o.cmd, "check")};
     Graph *g = frontend_load(o.model, &fo, &d);
     if (!g) return finish(&d, EXIT_BAD_INPUT);
     if (strcmp(o.cmd, "check")) {
