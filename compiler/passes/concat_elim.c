@@ -5,8 +5,9 @@
  * concat's output (Tensor.alias, alias_axis, alias_offset) when it is computed by a node (not a
  * graph input), is not a graph output, appears once in this concat, is not already a slice of
  * another concat, and does not share storage through an in-place node (neither its producer
- * nor a reader overwrites in place). Every reader — the producer's kernel, and any other node
- * reading it — then addresses it through the concat's layout. A concat whose output is itself
+ * nor a reader overwrites in place), and is not read after the concat (whose output a later
+ * in-place op may overwrite). Every reader — the producer's kernel, and any node reading it
+ * before the concat — then addresses it through the concat's layout. A concat whose output is itself
  * a slice of a later concat chains. Inputs that stay copy as before.
  * Guarantees: values unchanged. Invalidates: the memory plan. */
 #include "passes.h"
@@ -18,6 +19,20 @@ static bool in_place_involved(const Graph *g, int t) {
     for (int i = 0; i < g->nodes.len; i++) {
         const Node *n = ir_node(g, i);
         if (!n->dead && n->inplace && n->in[0] == t) return true;
+    }
+    return false;
+}
+
+/* Once the concat has run, its output may be overwritten in place by a later elementwise op: a
+ * slice must therefore have no reader after the concat. */
+static bool read_after(const Graph *g, int t, int pos) {
+    for (int i = pos + 1; i < g->nodes.len; i++) {
+        const Node *n = ir_node(g, i);
+        if (n->dead) continue;
+        for (int k = 0; k < n->nin; k++)
+            if (n->in[k] == t) return true;
+        for (int k = 0; k < n->nepi; k++)
+            if (n->epi[k].residual == t) return true;
     }
     return false;
 }
@@ -47,7 +62,7 @@ bool pass_concat_elim(Graph *g, PassCtx *c) {
             bool twice = false;
             for (int j = 0; j < n->nin; j++) twice |= j != k && n->in[j] == t;
             bool ok = x->kind == TK_VALUE && x->producer >= 0 && !pass_is_graph_output(g, t) && !twice &&
-                      x->alias < 0 && !in_place_involved(g, t);
+                      x->alias < 0 && !in_place_involved(g, t) && !read_after(g, t, i);
             if (ok && pass_may_rewrite(c)) {
                 x->alias = n->out;
                 x->alias_axis = axis;

@@ -408,3 +408,19 @@ Test(pass_manager, unknown_names_get_did_you_mean) {
     free(s);
     diags_free(&d);
 }
+
+Test(concat_elim, a_slice_read_after_the_concat_is_not_overwritten) {
+    /* found by netc-difftest (seed 45): t0 became a slice of t2, clamp then ran in place over
+       t2, and the upsample after it read the clamped slice */
+    const char *src = "input x0: [1, 2, 9, 4]\nt0 = batchnorm(x0)\n"
+                      "t1 = conv2d(t0, 4, kernel=[3, 1], pad=[1, 0], groups=2)\n"
+                      "t2 = concat(t1, x0, t0, x0)\nt3 = clamp(t2, min=-0.5, max=0.75)\n"
+                      "t8 = upsample(t0, scale=2)\nt9 = conv_transpose2d(t8, 17, kernel=2, bias=false)\n"
+                      "output t9, t3\n";
+    Graph *ref = tu_load_text(src, 45), *g = tu_load_text(src, 45);
+    run_passes(g, "fold-bn,split3x3,fuse-act,inplace,concat-elim", 1e-6, -1, NULL);
+    double e = tu_compiled_vs_interp_ref(g, ref, 2, 0, 1);
+    cr_expect(e >= 0 && e < 1e-5, "compiled rel.err %g", e);
+    ir_graph_free(ref);
+    ir_graph_free(g);
+}
