@@ -4,16 +4,6 @@
 
 #include <stdlib.h>
 
-void cgc_parallel(Cg *cg, const char *name, int64_t n, CgBodyFn body, void *user) {
-    /* cg_parallel adds the task function first, so it follows the module's last function */
-    LLVMValueRef last = LLVMGetLastFunction(cg->mod);
-    cg_parallel(cg, name, n, body, user);
-    LLVMValueRef fn = last ? LLVMGetNextFunction(last) : LLVMGetFirstFunction(cg->mod);
-    NETC_ASSERT(fn && LLVMCountBasicBlocks(fn) > 0);
-    unsigned kind = LLVMGetEnumAttributeKindForName("noinline", 8);
-    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(cg->ctx, kind, 0));
-}
-
 LLVMValueRef cgc_table_i64(Cg *cg, const int64_t *v, int64_t n, const char *name) {
     LLVMValueRef *e = xcalloc((size_t)(n ? n : 1), sizeof *e);
     for (int64_t i = 0; i < n; i++) e[i] = cg_i64(cg, v[i]);
@@ -122,8 +112,10 @@ void cgc_store(Cg *cg, const CgcGrp *g, int v, const CgView *view, LLVMValueRef 
         return;
     }
     LLVMValueRef ptr = cg_view_ptr(cg, view, cg_addc(cg, cg_add(cg, pix, g->c0), (int64_t)v * cg->vw));
-    if (g->mask[v]) cg_vstore_masked(cg, val, ptr, g->mask[v]);
-    else cg_vstore(cg, val, ptr);
+    if (g->mask[v])
+        cg_vstore_masked(cg, val, ptr, g->mask[v]);
+    else
+        cg_vstore(cg, val, ptr);
 }
 
 LLVMTypeRef cgc_type(Cg *cg, const CgcGrp *g) { return g->vec ? cg->t_vf : cg->t_f32; }

@@ -12,10 +12,6 @@
 /* Vectors processed together per pixel: independent accumulators hide latency. */
 #define CGC_MAXG 4
 
-/* cg_parallel, with the task function marked noinline: LLVM otherwise inlines it into the entry
- * function's serial path, where the item loop's bounds are constants, unrolls it completely, and
- * instruction selection over the resulting block of thousands of stores takes minutes. */
-void cgc_parallel(Cg *cg, const char *name, int64_t n, CgBodyFn body, void *user);
 
 /* A private constant int64 table (per-row/column source indices computed at compile time). */
 LLVMValueRef cgc_table_i64(Cg *cg, const int64_t *v, int64_t n, const char *name);
@@ -44,12 +40,12 @@ static inline bool cgc_unit_c(const CgView *v) { return v->shape[1] == 1 || v->s
 typedef struct CgcChan {
     bool vec;
     int64_t C;
-    int G;              /* vectors per group (1 on the scalar path) */
-    int64_t width;      /* channels per full group */
-    int64_t nfull;      /* full groups */
-    int64_t rem;        /* channels of the trailing partial group (0: none) */
-    int64_t nchunks;    /* parallel chunks of the full groups (the partial group is in the last) */
-    int64_t per_chunk;  /* full groups per chunk */
+    int G;             /* vectors per group (1 on the scalar path) */
+    int64_t width;     /* channels per full group */
+    int64_t nfull;     /* full groups */
+    int64_t rem;       /* channels of the trailing partial group (0: none) */
+    int64_t nchunks;   /* parallel chunks of the full groups (the partial group is in the last) */
+    int64_t per_chunk; /* full groups per chunk */
 } CgcChan;
 
 /* One group being emitted: channels c0.. in nv vectors (mask[v] NULL: all lanes), or one

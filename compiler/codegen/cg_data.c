@@ -39,7 +39,7 @@ typedef struct Copy {
     int nd;
     CopyDim d[IR_MAX_RANK];
     bool vec;
-    int64_t chunk, nic;  /* innermost: elements per chunk, chunks */
+    int64_t chunk, nic;     /* innermost: elements per chunk, chunks */
     int64_t rows, rper, rb; /* the next dimension: rows, rows per block, blocks */
     int64_t items;
 } Copy;
@@ -55,7 +55,8 @@ static void copy_plan(Copy *c, const CgView *dst, const CgView *src) {
     }
     /* outermost first: by destination stride, descending (insertion sort, n <= 8) */
     for (int i = 1; i < n; i++)
-        for (int j = i; j > 0 && (all[j].ds > all[j - 1].ds || (all[j].ds == all[j - 1].ds && all[j].ss > all[j - 1].ss)); j--) {
+        for (int j = i;
+             j > 0 && (all[j].ds > all[j - 1].ds || (all[j].ds == all[j - 1].ds && all[j].ss > all[j - 1].ss)); j--) {
             CopyDim t = all[j];
             all[j] = all[j - 1];
             all[j - 1] = t;
@@ -95,7 +96,8 @@ static void copy_inner(Cg *cg, const Copy *c, LLVMValueRef doff, LLVMValueRef so
     if (!c->vec) {
         CgLoop l;
         cg_loop_begin(cg, &l, i0, i1, 1, "i");
-        LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->t_f32, cg_view_ptr(cg, c->src, cg_add(cg, soff, cg_mulc(cg, l.iv, in->ss))), "");
+        LLVMValueRef v =
+            LLVMBuildLoad2(cg->b, cg->t_f32, cg_view_ptr(cg, c->src, cg_add(cg, soff, cg_mulc(cg, l.iv, in->ss))), "");
         LLVMBuildStore(cg->b, v, cg_view_ptr(cg, c->dst, cg_add(cg, doff, cg_mulc(cg, l.iv, in->ds))));
         cg_loop_end(cg, &l);
         return;
@@ -163,16 +165,16 @@ static void copy_body(Cg *cg, LLVMValueRef item, void *user) {
     const CopyDim *row = &c->d[c->nd - 2];
     CgLoop l;
     cg_loop_begin(cg, &l, r0, r1, 1, "row");
-    copy_inner(cg, c, cg_add(cg, doff, cg_mulc(cg, l.iv, row->ds)), cg_add(cg, soff, cg_mulc(cg, l.iv, row->ss)), i0, i1,
-               const_len);
+    copy_inner(cg, c, cg_add(cg, doff, cg_mulc(cg, l.iv, row->ds)), cg_add(cg, soff, cg_mulc(cg, l.iv, row->ss)), i0,
+               i1, const_len);
     cg_loop_end(cg, &l);
 }
 
-static void copy_views(Cg *cg, const char *name, const CgView *dst, const CgView *src) {
+void cg_copy(Cg *cg, const char *name, const CgView *dst, const CgView *src) {
     if (same_view(dst, src)) return;
     Copy c;
     copy_plan(&c, dst, src);
-    cgc_parallel(cg, name, c.items, copy_body, &c);
+    cg_parallel(cg, name, c.items, copy_body, &c);
 }
 
 /* ---- concat, slice, flatten ------------------------------------------------------------------ */
@@ -187,7 +189,7 @@ bool cg_kernel_concat(Cg *cg, const Node *n) {
         CgView dst = *out;
         dst.offset += at * out->stride[axis];
         dst.shape[axis] = in->shape[axis];
-        copy_views(cg, "concat", &dst, in);
+        cg_copy(cg, "concat", &dst, in);
         at += in->shape[axis];
     }
     return true;
@@ -199,7 +201,7 @@ bool cg_kernel_slice(Cg *cg, const Node *n) {
     CgView src = cg->views[n->in[0]];
     src.offset += ir_attr_int(n, "start") * src.stride[axis];
     src.shape[axis] = out->shape[axis];
-    copy_views(cg, "slice", out, &src);
+    cg_copy(cg, "slice", out, &src);
     return true;
 }
 
@@ -216,7 +218,7 @@ bool cg_kernel_flatten(Cg *cg, const Node *n) {
         s *= in->shape[i];
     }
     dst.stride[0] = out->stride[0];
-    copy_views(cg, "flatten", &dst, in);
+    cg_copy(cg, "flatten", &dst, in);
     return true;
 }
 
@@ -305,7 +307,7 @@ bool cg_kernel_channel_shuffle(Cg *cg, const Node *n) {
     free(perm);
     cgc_chan_init(cg, &s.ch, C, cgc_unit_c(&s.in) && cgc_unit_c(&s.out), 2);
     cgc_split(&s.sp, &s.ch, s.out.shape[0] * s.out.shape[2], s.out.shape[3]);
-    cgc_parallel(cg, "channel_shuffle", s.sp.items, shuffle_body, &s);
+    cg_parallel(cg, "channel_shuffle", s.sp.items, shuffle_body, &s);
     return true;
 }
 
@@ -343,9 +345,7 @@ static void rs_alloc(RsAxis *a, int64_t out) {
     a->l1 = xcalloc((size_t)out, sizeof *a->l1);
 }
 
-static void rs_free(RsAxis *a) {
-    free(a->i0), free(a->i1), free(a->l0), free(a->l1);
-}
+static void rs_free(RsAxis *a) { free(a->i0), free(a->i1), free(a->l0), free(a->l1); }
 
 /* Source index of output index o along one axis for reflect padding, as PyTorch's
  * reflection_pad2d computes it (the interpreter's rule, negative pads crop). */
@@ -353,9 +353,12 @@ static int64_t reflect_index(int64_t o, int64_t pad_before, int64_t size) {
     int64_t i_start = pad_before < 0 ? -pad_before : 0;
     int64_t o_start = pad_before > 0 ? pad_before : 0;
     int64_t ip;
-    if (o < pad_before) ip = 2 * pad_before - o;
-    else if (o < size + pad_before) ip = o;
-    else ip = 2 * (size + pad_before - 1) - o;
+    if (o < pad_before)
+        ip = 2 * pad_before - o;
+    else if (o < size + pad_before)
+        ip = o;
+    else
+        ip = 2 * (size + pad_before - 1) - o;
     return ip - o_start + i_start;
 }
 
@@ -423,7 +426,9 @@ static void rs_fill_group(Cg *cg, const CgcGrp *g, void *user) {
     for (int v = 0; v < g->nv; v++) cgc_store(cg, g, v, &r->out, r->out_pix, cgc_const(cg, g, r->value));
 }
 
-static LLVMValueRef lanes(Cg *cg, const CgcGrp *g, LLVMValueRef scalar) { return g->vec ? cg_splat(cg, scalar) : scalar; }
+static LLVMValueRef lanes(Cg *cg, const CgcGrp *g, LLVMValueRef scalar) {
+    return g->vec ? cg_splat(cg, scalar) : scalar;
+}
 
 /* top = lx0*a + lx1*b, bottom likewise, out = ly0*top + ly1*bottom (the interpreter's order). */
 static void rs_bilinear_group(Cg *cg, const CgcGrp *g, void *user) {
@@ -492,9 +497,10 @@ static bool rs_emit(Cg *cg, const Node *n, Resample *r, const char *name) {
         for (int64_t o = 0; o < r->ax[a].out; o++) r->any_pad |= r->ax[a].i0[o] < 0;
     rs_emit_tables(cg, r, &r->ax[0], n->name, "y");
     rs_emit_tables(cg, r, &r->ax[1], n->name, "x");
-    cgc_chan_init(cg, &r->ch, r->out.shape[1], cgc_unit_c(&r->in) && cgc_unit_c(&r->out), r->kind == RS_BILINEAR ? 2 : 4);
+    cgc_chan_init(cg, &r->ch, r->out.shape[1], cgc_unit_c(&r->in) && cgc_unit_c(&r->out),
+                  r->kind == RS_BILINEAR ? 2 : 4);
     cgc_split(&r->sp, &r->ch, r->out.shape[0] * r->out.shape[2], r->out.shape[3]);
-    cgc_parallel(cg, name, r->sp.items, rs_body, r);
+    cg_parallel(cg, name, r->sp.items, rs_body, r);
     rs_free(&r->ax[0]);
     rs_free(&r->ax[1]);
     return true;
@@ -569,14 +575,18 @@ static LLVMValueRef ld(Cg *cg, bool vec, const CgView *v, LLVMValueRef off, LLVM
 
 static void st(Cg *cg, bool vec, const CgView *v, LLVMValueRef off, LLVMValueRef mask, LLVMValueRef x) {
     LLVMValueRef p = cg_view_ptr(cg, v, off);
-    if (!vec) LLVMBuildStore(cg->b, x, p);
-    else if (mask) cg_vstore_masked(cg, x, p, mask);
-    else cg_vstore(cg, x, p);
+    if (!vec)
+        LLVMBuildStore(cg->b, x, p);
+    else if (mask)
+        cg_vstore_masked(cg, x, p, mask);
+    else
+        cg_vstore(cg, x, p);
 }
 
 /* One step of a pass along a line: the element(s) at k. pass 0: max; 1: exp(x - m) stored,
- * summed; 2: divide by the sum. `inmask` selects the lanes that take part in a horizontal
- * reduction (a line's masked tail). */
+ * summed; 2: divide by the sum. `mask` limits the lanes loaded and stored; with `reduce_lanes`
+ * (a line's masked tail, reduced horizontally afterwards) the lanes outside it also take the
+ * neutral value (-inf for the max, 0 for the sum). */
 static LLVMValueRef sm_step(Cg *cg, const Smax *s, int pass, bool vec, LLVMValueRef in_off, LLVMValueRef out_off,
                             LLVMValueRef mask, bool reduce_lanes, LLVMValueRef acc, LLVMValueRef m) {
     LLVMBuilderRef b = cg->b;
@@ -607,14 +617,15 @@ static LLVMValueRef sm_pass(Cg *cg, const Smax *s, int pass, LLVMValueRef ib, LL
             CgLoop l;
             cg_loop_begin(cg, &l, cg_i64(cg, 0), cg_i64(cg, full), vw, "k");
             LLVMValueRef phi = cgc_carry(cg, &l, acc0);
-            LLVMValueRef next = sm_step(cg, s, pass, true, cg_add(cg, ib, l.iv), cg_add(cg, ob, l.iv), NULL, true, phi, m);
+            LLVMValueRef next =
+                sm_step(cg, s, pass, true, cg_add(cg, ib, l.iv), cg_add(cg, ob, l.iv), NULL, true, phi, m);
             cgc_carry_next(cg, phi, next);
             cg_loop_end(cg, &l);
             acc = phi;
         }
         if (s->L > full)
-            acc = sm_step(cg, s, pass, true, cg_addc(cg, ib, full), cg_addc(cg, ob, full), cg_mask(cg, s->L - full), true,
-                          acc, m);
+            acc = sm_step(cg, s, pass, true, cg_addc(cg, ib, full), cg_addc(cg, ob, full), cg_mask(cg, s->L - full),
+                          true, acc, m);
         return acc;
     }
     bool vec = s->mode == SM_ACROSS;
@@ -640,9 +651,16 @@ static void sm_lines(Cg *cg, const Smax *s, LLVMValueRef ib, LLVMValueRef ob, LL
     sm_pass(cg, s, 2, ib, ob, lane_mask, sum, m);
 }
 
+/* An item: one line (line modes), or one block of vw lines along the contiguous dimension
+ * (the last block masked). */
 static void sm_body(Cg *cg, LLVMValueRef item, void *user) {
     const Smax *s = user;
-    LLVMValueRef idx[IR_MAX_RANK] = {0}, rest = item;
+    LLVMValueRef idx[IR_MAX_RANK] = {0}, rest = item, blk = NULL;
+    int64_t nv = s->mode == SM_ACROSS ? s->in.shape[s->vdim] : 0, nb = ceil_div(nv, cg->vw), full = nv / cg->vw;
+    if (s->mode == SM_ACROSS) {
+        blk = cg_remc(cg, rest, nb);
+        rest = cg_divc(cg, rest, nb);
+    }
     for (int k = s->nod - 1; k >= 0; k--) {
         int64_t n = s->in.shape[s->od[k]];
         idx[s->od[k]] = k > 0 ? cg_remc(cg, rest, n) : rest;
@@ -653,15 +671,19 @@ static void sm_body(Cg *cg, LLVMValueRef item, void *user) {
         sm_lines(cg, s, ib, ob, NULL);
         return;
     }
-    /* vw lines at a time along the contiguous dimension, the last block masked */
-    int64_t nv = s->in.shape[s->vdim], full = nv / cg->vw * cg->vw;
-    if (full) {
-        CgLoop l;
-        cg_loop_begin(cg, &l, cg_i64(cg, 0), cg_i64(cg, full), cg->vw, "lanes");
-        sm_lines(cg, s, cg_add(cg, ib, l.iv), cg_add(cg, ob, l.iv), NULL);
-        cg_loop_end(cg, &l);
+    LLVMValueRef c0 = cg_mulc(cg, blk, cg->vw);
+    ib = cg_add(cg, ib, c0), ob = cg_add(cg, ob, c0);
+    if (nv == full * cg->vw || full == 0) {
+        sm_lines(cg, s, ib, ob, full ? NULL : cg_mask(cg, nv));
+        return;
     }
-    if (nv > full) sm_lines(cg, s, cg_addc(cg, ib, full), cg_addc(cg, ob, full), cg_mask(cg, nv - full));
+    CgIf whole, tail;
+    cg_if_begin(cg, &whole, LLVMBuildICmp(cg->b, LLVMIntSLT, blk, cg_i64(cg, full), ""), "whole");
+    sm_lines(cg, s, ib, ob, NULL);
+    cg_if_end(cg, &whole);
+    cg_if_begin(cg, &tail, LLVMBuildICmp(cg->b, LLVMIntEQ, blk, cg_i64(cg, full), ""), "tail");
+    sm_lines(cg, s, ib, ob, cg_mask(cg, nv - full * cg->vw));
+    cg_if_end(cg, &tail);
 }
 
 bool cg_kernel_softmax(Cg *cg, const Node *n) {
@@ -671,12 +693,12 @@ bool cg_kernel_softmax(Cg *cg, const Node *n) {
     for (int i = 0; i < s.in.rank && !unit_axis; i++)
         if (i != s.axis && s.in.shape[i] > 1 && s.in.stride[i] == 1 && s.out.stride[i] == 1) s.vdim = i;
     s.mode = unit_axis ? SM_LINE_VEC : s.vdim >= 0 ? SM_ACROSS : SM_LINE_SCALAR;
-    s.items = 1;
+    s.items = s.mode == SM_ACROSS ? ceil_div(s.in.shape[s.vdim], cg->vw) : 1;
     for (int i = 0; i < s.in.rank; i++)
         if (i != s.axis && i != s.vdim && s.in.shape[i] > 1) {
             s.od[s.nod++] = i;
             s.items *= s.in.shape[i];
         }
-    cgc_parallel(cg, "softmax", s.items, sm_body, &s);
+    cg_parallel(cg, "softmax", s.items, sm_body, &s);
     return true;
 }

@@ -133,46 +133,61 @@ static LLVMTypeRef acc_type(Cg *cg, const Pool *p, const CgcGrp *g) {
     return g->vec ? LLVMVectorType(d, (unsigned)cg->vw) : d;
 }
 
-/* One group of channels of one output pixel: reduce over the window's rows and columns. */
+/* One group of channels of one output pixel: reduce over the window's rows and columns.
+ * Maxpool keeps the interpreter's rule m = v > m ? v : m (one vmaxps on x86) and, beside it, a
+ * flag of the lanes that saw a NaN: a NaN anywhere in the window makes the result NaN. */
 static void pool_group(Cg *cg, const CgcGrp *g, void *user) {
     Pool *p = user;
+    LLVMBuilderRef b = cg->b;
     LLVMTypeRef at = acc_type(cg, p, g);
+    LLVMTypeRef flag_t = g->vec ? cg->t_vi1 : cg->t_i1;
     LLVMValueRef init = p->max ? cgc_const(cg, g, -INFINITY) : LLVMConstNull(at);
-    LLVMValueRef acc[CGC_MAXG], ycar[CGC_MAXG], xcar[CGC_MAXG];
+    LLVMValueRef ycar[CGC_MAXG], xcar[CGC_MAXG], ynan[CGC_MAXG] = {0}, xnan[CGC_MAXG] = {0};
     CgLoop ly, lx;
     cg_loop_begin(cg, &ly, cg_i64(cg, 0), p->yc, 1, "ty");
-    for (int v = 0; v < g->nv; v++) ycar[v] = cgc_carry(cg, &ly, init);
+    for (int v = 0; v < g->nv; v++) {
+        ycar[v] = cgc_carry(cg, &ly, init);
+        if (p->max) ynan[v] = cgc_carry(cg, &ly, LLVMConstNull(flag_t));
+    }
     LLVMValueRef iy = cg_add(cg, p->ys, cg_mulc(cg, ly.iv, p->ax[0].dil));
     cg_loop_begin(cg, &lx, cg_i64(cg, 0), p->xc, 1, "tx");
-    for (int v = 0; v < g->nv; v++) xcar[v] = cgc_carry(cg, &lx, ycar[v]);
+    for (int v = 0; v < g->nv; v++) {
+        xcar[v] = cgc_carry(cg, &lx, ycar[v]);
+        if (p->max) xnan[v] = cgc_carry(cg, &lx, ynan[v]);
+    }
     LLVMValueRef ix = cg_add(cg, p->xs, cg_mulc(cg, lx.iv, p->ax[1].dil));
     LLVMValueRef pix = cgc_off4(cg, &p->in, p->nn, NULL, iy, ix);
     for (int v = 0; v < g->nv; v++) {
         LLVMValueRef x = cgc_load(cg, g, v, &p->in, pix);
         if (p->max) {
-            /* llvm.maximum: a NaN in the window makes the result NaN, as in the interpreter */
-            acc[v] = cg_intrinsic(cg, "llvm.maximum", LLVMTypeOf(x), (LLVMValueRef[]){xcar[v], x}, 2);
+            LLVMValueRef gt = LLVMBuildFCmp(b, LLVMRealOGT, x, xcar[v], "");
+            cgc_carry_next(cg, xcar[v], LLVMBuildSelect(b, gt, x, xcar[v], "max"));
+            cgc_carry_next(cg, xnan[v], LLVMBuildOr(b, xnan[v], LLVMBuildFCmp(b, LLVMRealUNO, x, x, ""), "nan"));
         } else {
-            if (p->dbl) x = LLVMBuildFPExt(cg->b, x, at, "");
-            acc[v] = LLVMBuildFAdd(cg->b, xcar[v], x, "");
+            if (p->dbl) x = LLVMBuildFPExt(b, x, at, "");
+            cgc_carry_next(cg, xcar[v], LLVMBuildFAdd(b, xcar[v], x, ""));
         }
-        cgc_carry_next(cg, xcar[v], acc[v]);
     }
     cg_loop_end(cg, &lx);
-    for (int v = 0; v < g->nv; v++) cgc_carry_next(cg, ycar[v], xcar[v]);
+    for (int v = 0; v < g->nv; v++) {
+        cgc_carry_next(cg, ycar[v], xcar[v]);
+        if (p->max) cgc_carry_next(cg, ynan[v], xnan[v]);
+    }
     cg_loop_end(cg, &ly);
     for (int v = 0; v < g->nv; v++) {
         LLVMValueRef r = ycar[v];
-        if (!p->max) {
+        if (p->max) {
+            r = LLVMBuildSelect(b, ynan[v], cgc_const(cg, g, NAN), r, "");
+        } else {
             LLVMTypeRef et = g->vec ? LLVMGetElementType(at) : at;
-            LLVMValueRef dv = LLVMBuildSIToFP(cg->b, p->div, et, "");
+            LLVMValueRef dv = LLVMBuildSIToFP(b, p->div, et, "");
             if (g->vec) {
-                LLVMValueRef e = LLVMBuildInsertElement(cg->b, LLVMGetUndef(at), dv, LLVMConstInt(cg->t_i32, 0, 0), "");
-                dv = LLVMBuildShuffleVector(cg->b, e, LLVMGetUndef(at),
+                LLVMValueRef e = LLVMBuildInsertElement(b, LLVMGetUndef(at), dv, LLVMConstInt(cg->t_i32, 0, 0), "");
+                dv = LLVMBuildShuffleVector(b, e, LLVMGetUndef(at),
                                             LLVMConstNull(LLVMVectorType(cg->t_i32, (unsigned)cg->vw)), "");
             }
-            r = LLVMBuildFDiv(cg->b, r, dv, "");
-            if (p->dbl) r = LLVMBuildFPTrunc(cg->b, r, cgc_type(cg, g), "");
+            r = LLVMBuildFDiv(b, r, dv, "");
+            if (p->dbl) r = LLVMBuildFPTrunc(b, r, cgc_type(cg, g), "");
         }
         cgc_store(cg, g, v, &p->out, p->out_pix, r);
     }
@@ -206,7 +221,7 @@ static bool pool_emit(Cg *cg, Pool *p, const char *name) {
     axis_emit(cg, &p->ax[1], n->name, "x");
     cgc_chan_init(cg, &p->ch, p->out.shape[1], cgc_unit_c(&p->in) && cgc_unit_c(&p->out), CGC_MAXG);
     cgc_split(&p->sp, &p->ch, p->out.shape[0] * p->out.shape[2], p->out.shape[3]);
-    cgc_parallel(cg, name, p->sp.items, pool_body, p);
+    cg_parallel(cg, name, p->sp.items, pool_body, p);
     axis_free(&p->ax[0]);
     axis_free(&p->ax[1]);
     return true;
@@ -216,8 +231,10 @@ bool cg_kernel_maxpool2d(Cg *cg, const Node *n) {
     const Tensor *x = ir_tensor(cg->g, n->in[0]), *y = ir_tensor(cg->g, n->out);
     int64_t k[2], s[2], p[2], d[2];
     ir_attr_pair(n, "kernel", k);
-    if (ir_attr_set(n, "stride")) ir_attr_pair(n, "stride", s);
-    else s[0] = k[0], s[1] = k[1];
+    if (ir_attr_set(n, "stride"))
+        ir_attr_pair(n, "stride", s);
+    else
+        s[0] = k[0], s[1] = k[1];
     ir_attr_pair(n, "pad", p);
     ir_attr_pair(n, "dilation", d);
     Pool pl = {.n = n, .max = true};
@@ -229,8 +246,10 @@ bool cg_kernel_avgpool2d(Cg *cg, const Node *n) {
     const Tensor *x = ir_tensor(cg->g, n->in[0]), *y = ir_tensor(cg->g, n->out);
     int64_t k[2], s[2], p[2];
     ir_attr_pair(n, "kernel", k);
-    if (ir_attr_set(n, "stride")) ir_attr_pair(n, "stride", s);
-    else s[0] = k[0], s[1] = k[1];
+    if (ir_attr_set(n, "stride"))
+        ir_attr_pair(n, "stride", s);
+    else
+        s[0] = k[0], s[1] = k[1];
     ir_attr_pair(n, "pad", p);
     bool include_pad = ir_attr_bool(n, "count_include_pad");
     Pool pl = {.n = n};

@@ -370,6 +370,10 @@ static void set_fn_attrs(Cg *cg, LLVMValueRef fn) {
     LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, a);
     LLVMAttributeRef m = LLVMCreateStringAttribute(cg->ctx, "min-legal-vector-width", 22, buf, (unsigned)strlen(buf));
     LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, m);
+    /* a task function inlined into the serial path would have constant bounds, get fully
+       unrolled at -O2 and take instruction selection tens of seconds on big copies */
+    unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(cg->ctx, noinline, 0));
     unsigned nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
     LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(cg->ctx, nounwind, 0));
 }
@@ -417,57 +421,4 @@ void cg_parallel(Cg *cg, const char *name, int64_t n, CgBodyFn body, void *user)
     LLVMBuildCall2(cg->b, cg->t_task, fn, args3, 3, "");
     LLVMBuildBr(cg->b, done);
     LLVMPositionBuilderAtEnd(cg->b, done);
-}
-
-/* ---- the generic strided copy ------------------------------------------------------------- */
-
-typedef struct CopyJob {
-    const CgView *dst, *src;
-} CopyJob;
-
-/* One item = one index of the outermost dimension(s) but the last; the innermost dimension is
- * a loop (vectorised when both sides are contiguous in it). */
-static void copy_body(Cg *cg, LLVMValueRef item, void *user) {
-    const CopyJob *j = user;
-    const CgView *d = j->dst, *s = j->src;
-    int r = d->rank;
-    LLVMValueRef idx[IR_MAX_RANK];
-    LLVMValueRef rem = item;
-    for (int i = r - 2; i >= 0; i--) {
-        idx[i] = cg_remc(cg, rem, d->shape[i]);
-        rem = cg_divc(cg, rem, d->shape[i]);
-    }
-    int64_t inner = r ? d->shape[r - 1] : 1;
-    idx[r ? r - 1 : 0] = cg_i64(cg, 0);
-    LLVMValueRef dp = r ? cg_view_at(cg, d, idx) : cg_view_ptr(cg, d, cg_i64(cg, 0));
-    LLVMValueRef sp = r ? cg_view_at(cg, s, idx) : cg_view_ptr(cg, s, cg_i64(cg, 0));
-    int64_t ds = r ? d->stride[r - 1] : 1, ss = r ? s->stride[r - 1] : 1;
-    if (ds == 1 && ss == 1) {
-        int64_t full = inner / cg->vw * cg->vw;
-        if (full) {
-            CgLoop l;
-            cg_loop_begin(cg, &l, cg_i64(cg, 0), cg_i64(cg, full), cg->vw, "c");
-            cg_vstore(cg, cg_vload(cg, cg_gep(cg, sp, l.iv)), cg_gep(cg, dp, l.iv));
-            cg_loop_end(cg, &l);
-        }
-        if (inner > full) {
-            LLVMValueRef m = cg_mask(cg, inner - full);
-            LLVMValueRef v = cg_vload_masked(cg, cg_gep(cg, sp, cg_i64(cg, full)), m);
-            cg_vstore_masked(cg, v, cg_gep(cg, dp, cg_i64(cg, full)), m);
-        }
-        return;
-    }
-    CgLoop l;
-    cg_loop_begin(cg, &l, cg_i64(cg, 0), cg_i64(cg, inner), 1, "c");
-    LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->t_f32, cg_gep(cg, sp, cg_mulc(cg, l.iv, ss)), "");
-    LLVMBuildStore(cg->b, v, cg_gep(cg, dp, cg_mulc(cg, l.iv, ds)));
-    cg_loop_end(cg, &l);
-}
-
-void cg_copy(Cg *cg, const char *name, const CgView *dst, const CgView *src) {
-    NETC_ASSERT(dst->rank == src->rank);
-    int64_t items = 1;
-    for (int i = 0; i + 1 < dst->rank; i++) items *= dst->shape[i];
-    CopyJob j = {dst, src};
-    cg_parallel(cg, name, items, copy_body, &j);
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "passes/passes.h"
 #include "testutil.h"
 
 static void check(const char *src, const char *what) {
@@ -32,10 +33,10 @@ static void check_calls(const char *inputs, const char *const *calls, int ncalls
     check(src, what);
 }
 
-#define CHECK(inputs, what, ...)                                                                   \
-    do {                                                                                           \
-        const char *calls_[] = {__VA_ARGS__};                                                      \
-        check_calls(inputs, calls_, (int)(sizeof calls_ / sizeof *calls_), what);                  \
+#define CHECK(inputs, what, ...)                                                  \
+    do {                                                                          \
+        const char *calls_[] = {__VA_ARGS__};                                     \
+        check_calls(inputs, calls_, (int)(sizeof calls_ / sizeof *calls_), what); \
     } while (0)
 
 /* ---- concat ---------------------------------------------------------------------------------- */
@@ -66,8 +67,8 @@ Test(cg_data, concat_other_ranks) {
 
 /* Long contiguous copies: the innermost run split into chunks across the threads. */
 Test(cg_data, concat_large) {
-    CHECK("input a: [1, 64, 32, 32]\ninput b: [1, 33, 32, 32]", "concat large", "concat(a, a, axis=0)",
-          "concat(a, b)", "concat(a, a, axis=2)");
+    CHECK("input a: [1, 64, 32, 32]\ninput b: [1, 33, 32, 32]", "concat large", "concat(a, a, axis=0)", "concat(a, b)",
+          "concat(a, a, axis=2)");
 }
 
 /* ---- slice ----------------------------------------------------------------------------------- */
@@ -151,21 +152,23 @@ Test(cg_data, flatten) {
 
 /* big = x + 1000 (a constant [N, C, 1, 1] made from pad's value, broadcast by add): without
  * the max subtracted, exp overflows. */
-#define BIG_INPUTS                                                                                 \
-    "input x: [2, 17, 5, 7]\ninput z: [2, 17, 1, 1]\n"                         \
-    "k = slice(pad(z, pad=[1, 0, 0, 0], value=1000), axis=3, start=0, end=1)\n"                    \
+#define BIG_INPUTS                                                              \
+    "input x: [2, 17, 5, 7]\ninput z: [2, 17, 1, 1]\n"                          \
+    "k = slice(pad(z, pad=[1, 0, 0, 0], value=1000), axis=3, start=0, end=1)\n" \
     "big = add(x, k)\nbig2 = flatten(add(z, k))\nwide = flatten(big)\n"
 
 Test(cg_data, softmax_rank4) {
-    CHECK("input x: [2, 17, 5, 7]\ninput y: [1, 33, 3, 1]\ninput w: [2, 1, 3, 5]", "softmax rank 4",
-          "softmax(x)", "softmax(x, axis=-1)", "softmax(x, axis=0)", "softmax(x, axis=2)", "softmax(y, axis=1)",
-          "softmax(y, axis=2)", "softmax(y, axis=-1)", "softmax(w)");
+    CHECK("input x: [2, 17, 5, 7]\ninput y: [1, 33, 3, 1]\ninput w: [2, 1, 3, 5]", "softmax rank 4", "softmax(x)",
+          "softmax(x, axis=-1)", "softmax(x, axis=0)", "softmax(x, axis=2)", "softmax(y, axis=1)", "softmax(y, axis=2)",
+          "softmax(y, axis=-1)", "softmax(w)");
 }
 
-Test(cg_data, softmax_rank2_and_3) {
+Test(cg_data, softmax_other_ranks) {
     CHECK("input a: [3, 17]\ninput b: [2, 1000]\ninput c: [4, 6, 9]\ninput r: [3, 7, 1]", "softmax ranks 2, 3",
           "softmax(a)", "softmax(a, axis=-1)", "softmax(a, axis=0)", "softmax(b)", "softmax(b, axis=0)",
           "softmax(c, axis=1)", "softmax(c, axis=-1)", "softmax(c, axis=0)", "softmax(r, axis=1)");
+    CHECK("input s: [37]\ninput f: [2, 3, 2, 3, 4]", "softmax ranks 1, 5", "softmax(s, axis=0)", "softmax(s, axis=-1)",
+          "slice(s, axis=0, start=-7)", "softmax(f, axis=2)", "softmax(f, axis=-1)", "slice(f, axis=3, start=1)");
 }
 
 Test(cg_data, softmax_large_values) {
@@ -176,4 +179,41 @@ Test(cg_data, softmax_large_values) {
           "f = add(e, e)\ng = add(f, f)\nh = add(g, g)\ni = add(h, h)\nj = add(i, i)\n"
           "p = softmax(j)\nq = softmax(j, axis=3)\ns = softmax(flatten(j))\noutput p, q, s\n",
           "softmax of x * 1024");
+}
+
+/* ---- views into concat slices (concat-elim) ------------------------------------------------- */
+
+/* After concat-elim the producers write into their slice of the concat's output (channel
+ * offset, pixels wider than their channels) and the other readers (scheduled before the
+ * concat) read the slices: every kernel family on such views, against the interpreter on the
+ * graph before the pass. */
+Test(cg_data, kernels_on_concat_slices) {
+    const char *src = "input x: [2, 17, 9, 11]\n"
+                      "a = maxpool2d(x, kernel=3, stride=1, pad=1)\n"
+                      "b = avgpool2d(x, kernel=3, stride=1, pad=1, count_include_pad=false)\n"
+                      "c = upsample(adaptive_avgpool(x, size=[3, 4]), size=[9, 11], mode=\"bilinear\")\n"
+                      "d = pad(maxpool2d(x, kernel=3, stride=1), pad=[1, 1, 1, 1], value=0.5)\n"
+                      "e = channel_shuffle(slice(x, axis=1, start=0, end=16), groups=2)\n"
+                      "f = softmax(x, axis=1)\n"
+                      "u = upsample(avgpool2d(x, kernel=3, ceil_mode=true), size=[9, 11])\n"
+                      "g = maxpool2d(a, kernel=2)\nh = softmax(b, axis=2)\nk = channel_shuffle(d, groups=1)\n"
+                      "l = pad(e, pad=[2, 1, 0, 1], mode=\"reflect\")\nm = flatten(global_avgpool(f))\n"
+                      "cat = concat(a, b, c, d, e, f, u)\n"
+                      "output cat, g, h, k, l, m\n";
+    for (int opt = 0; opt <= 2; opt += 2) {
+        Graph *g = tu_load_text(src, 3), *ref = tu_load_text(src, 3);
+        cr_assert(g && ref);
+        Diags d;
+        diags_init(&d);
+        PassOptions o = {.list = "concat-elim", .pass_limit = -1, .verify = true};
+        cr_assert(passes_run(g, &o, &d, stderr));
+        diags_free(&d);
+        int slices = 0;
+        for (int t = 0; t < g->tensors.len; t++) slices += ir_tensor(g, t)->alias >= 0;
+        cr_assert_geq(slices, 7, "concat-elim made only %d slices", slices);
+        double e = tu_compiled_vs_interp_ref(g, ref, opt, 2, 13);
+        cr_expect(e >= 0 && e <= 1e-5, "kernels on concat slices at -O%d: rel.err %g", opt, e);
+        ir_graph_free(g);
+        ir_graph_free(ref);
+    }
 }

@@ -96,8 +96,8 @@ static void run_all(bool after_passes) {
             if (g && (!after_passes || (ref && run_passes(g, names[i]))))
                 e = tu_compiled_vs_interp_ref(g, ref ? ref : g, configs[c][0], configs[c][1], 29 + (uint64_t)i);
             if (!(e >= 0 && e <= TOL)) {
-                cr_log_error("fixture %s%s at -O%d, %d threads: rel.err %g", names[i], after_passes ? " (after passes)" : "",
-                             configs[c][0], configs[c][1], e);
+                cr_log_error("fixture %s%s at -O%d, %d threads: rel.err %g", names[i],
+                             after_passes ? " (after passes)" : "", configs[c][0], configs[c][1], e);
                 ok = false;
             }
             if (g) ir_graph_free(g);

@@ -33,18 +33,20 @@ static void check_calls(const char *shape, const char *const *calls, int ncalls,
     check(src, w);
 }
 
-#define CHECK(shape, what, ...)                                                                    \
-    do {                                                                                           \
-        const char *calls_[] = {__VA_ARGS__};                                                      \
-        check_calls(shape, calls_, (int)(sizeof calls_ / sizeof *calls_), what);                   \
+#define CHECK(shape, what, ...)                                                  \
+    do {                                                                         \
+        const char *calls_[] = {__VA_ARGS__};                                    \
+        check_calls(shape, calls_, (int)(sizeof calls_ / sizeof *calls_), what); \
     } while (0)
 
 Test(cg_pool, maxpool_windows) {
     const char *shapes[] = {"[2, 17, 7, 9]", "[1, 33, 11, 13]", "[2, 3, 9, 8]", "[1, 70, 6, 5]"};
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
         CHECK(shapes[s], "maxpool", "maxpool2d(x, kernel=2)", "maxpool2d(x, kernel=3, stride=2, pad=1)",
-              "maxpool2d(x, kernel=3, stride=1, pad=1, dilation=2)", "maxpool2d(x, kernel=[2, 3], stride=[1, 2], pad=[1, 1])",
-              "maxpool2d(x, kernel=3, stride=2, ceil_mode=true)", "maxpool2d(x, kernel=[3, 2], stride=[3, 1], dilation=[2, 1])",
+              "maxpool2d(x, kernel=3, stride=1, pad=1, dilation=2)",
+              "maxpool2d(x, kernel=[2, 3], stride=[1, 2], pad=[1, 1])",
+              "maxpool2d(x, kernel=3, stride=2, ceil_mode=true)",
+              "maxpool2d(x, kernel=[3, 2], stride=[3, 1], dilation=[2, 1])",
               "maxpool2d(x, kernel=3, stride=3, pad=1, ceil_mode=true)");
 }
 

@@ -161,7 +161,10 @@ static void *build(const Graph *g, CgView *views, int opt, EntryFn *entry) {
     LLVMErrorRef perr = LLVMRunPasses(cg.mod, opt ? "default<O2>" : "default<O0>", cg.tm, po);
     LLVMDisposePassBuilderOptions(po);
     cr_assert(!perr, "LLVM passes failed");
-    char dir[] = "/tmp/netc_strided_XXXXXX", obj[128], so[128], cmd[512];
+    char dir[64] = "/tmp/netc_strided_", obj[128], so[128], cmd[512];
+    size_t len = strlen(dir);
+    memset(dir + len, 'X', 6); /* mkdtemp's template */
+    dir[len + 6] = 0;
     cr_assert_not_null(mkdtemp(dir));
     snprintf(obj, sizeof obj, "%s/k.o", dir);
     snprintf(so, sizeof so, "%s/k.so", dir);
@@ -184,7 +187,8 @@ static void check(const char *src, const Layout *const *lay, const char *what) {
     cr_assert_eq(g->noutputs, 1);
     CgView *views = calloc((size_t)g->tensors.len, sizeof *views);
     Buf *in = calloc((size_t)g->ninputs, sizeof *in);
-    float **logical = calloc((size_t)g->ninputs, sizeof *logical), **in_ptrs = calloc((size_t)g->ninputs, sizeof *in_ptrs);
+    float **logical = calloc((size_t)g->ninputs, sizeof *logical),
+          **in_ptrs = calloc((size_t)g->ninputs, sizeof *in_ptrs);
     for (int i = 0; i < g->ninputs; i++) {
         const Tensor *t = ir_tensor(g, g->inputs[i]);
         in[i] = make_buf(t, lay[i], CG_BUF_IN, i);
@@ -235,9 +239,11 @@ static void check(const char *src, const Layout *const *lay, const char *what) {
  * padded pixels in and out, mixed, and two unusual orders. */
 static void check_rank4(const char *shape, const char *call) {
     static const Layout *const pairs[][2] = {
-        {&NCHW, &NCHW}, {&NHWC_SLICE, &NHWC_SLICE}, {&NCHW, &NHWC_SLICE}, {&NHWC_SLICE, &NCHW}, {&NWHC, &CNHW}, {&CNHW, &NWHC},
+        {&NCHW, &NCHW}, {&NHWC_SLICE, &NHWC_SLICE}, {&NCHW, &NHWC_SLICE}, {&NHWC_SLICE, &NCHW}, {&NWHC, &CNHW},
+        {&CNHW, &NWHC},
     };
-    static const char *names[] = {"NCHW->NCHW", "slice->slice", "NCHW->slice", "slice->NCHW", "NWHC->CNHW", "CNHW->NWHC"};
+    static const char *names[] = {"NCHW->NCHW",  "slice->slice", "NCHW->slice",
+                                  "slice->NCHW", "NWHC->CNHW",   "CNHW->NWHC"};
     char src[512], what[512];
     snprintf(src, sizeof src, "input x: %s\ny = %s\noutput y\n", shape, call);
     for (size_t p = 0; p < sizeof pairs / sizeof *pairs; p++) {
@@ -249,9 +255,12 @@ static void check_rank4(const char *shape, const char *call) {
 Test(cg_strided, pools) {
     const char *shapes[] = {"[2, 17, 5, 7]", "[1, 70, 4, 3]"};
     const char *calls[] = {
-        "maxpool2d(x, kernel=3, stride=2, pad=1, ceil_mode=true)", "maxpool2d(x, kernel=2, dilation=[1, 2])",
-        "avgpool2d(x, kernel=3, stride=2, pad=1, count_include_pad=false)", "avgpool2d(x, kernel=[2, 3], pad=[1, 1])",
-        "global_avgpool(x)", "adaptive_avgpool(x, size=[3, 2])",
+        "maxpool2d(x, kernel=3, stride=2, pad=1, ceil_mode=true)",
+        "maxpool2d(x, kernel=2, dilation=[1, 2])",
+        "avgpool2d(x, kernel=3, stride=2, pad=1, count_include_pad=false)",
+        "avgpool2d(x, kernel=[2, 3], pad=[1, 1])",
+        "global_avgpool(x)",
+        "adaptive_avgpool(x, size=[3, 2])",
     };
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
         for (size_t c = 0; c < sizeof calls / sizeof *calls; c++) check_rank4(shapes[s], calls[c]);
@@ -273,22 +282,33 @@ Test(cg_strided, resampling) {
 
 Test(cg_strided, softmax_slice_rank4) {
     const char *calls[] = {
-        "softmax(x)", "softmax(x, axis=2)", "softmax(x, axis=0)", "softmax(x, axis=-1)",
-        "slice(x, axis=1, start=2, end=13)", "slice(x, axis=3, start=-4)", "slice(x, axis=0, start=1)",
+        "softmax(x)",
+        "softmax(x, axis=2)",
+        "softmax(x, axis=0)",
+        "softmax(x, axis=-1)",
+        "slice(x, axis=1, start=2, end=13)",
+        "slice(x, axis=3, start=-4)",
+        "slice(x, axis=0, start=1)",
     };
     for (size_t c = 0; c < sizeof calls / sizeof *calls; c++) check_rank4("[2, 17, 5, 7]", calls[c]);
 }
 
 Test(cg_strided, concat_and_flatten) {
     static const Layout *const cat[][4] = {
-        {&NCHW, &NHWC_SLICE, &CNHW, &NHWC_SLICE}, {&NHWC_SLICE, &NHWC_SLICE, &NHWC_SLICE, &NCHW}, {&NWHC, &NCHW, &NHWC_SLICE, &CNHW},
+        {&NCHW, &NHWC_SLICE, &CNHW, &NHWC_SLICE},
+        {&NHWC_SLICE, &NHWC_SLICE, &NHWC_SLICE, &NCHW},
+        {&NWHC, &NCHW, &NHWC_SLICE, &CNHW},
     };
     /* inputs a, b, c of each axis: b differs from a along it */
     static const char *srcs[] = {
-        "input a: [2, 17, 5, 7]\ninput b: [1, 17, 5, 7]\ninput c: [3, 17, 5, 7]\ny = concat(a, b, c, axis=0)\noutput y\n",
-        "input a: [2, 17, 5, 7]\ninput b: [2, 3, 5, 7]\ninput c: [2, 17, 5, 7]\ny = concat(a, b, c, axis=1)\noutput y\n",
-        "input a: [2, 17, 5, 7]\ninput b: [2, 17, 2, 7]\ninput c: [2, 17, 5, 7]\ny = concat(a, b, c, axis=2)\noutput y\n",
-        "input a: [2, 17, 5, 7]\ninput b: [2, 17, 5, 1]\ninput c: [2, 17, 5, 7]\ny = concat(a, b, c, axis=-1)\noutput y\n",
+        "input a: [2, 17, 5, 7]\ninput b: [1, 17, 5, 7]\ninput c: [3, 17, 5, 7]\ny = concat(a, b, c, axis=0)\noutput "
+        "y\n",
+        "input a: [2, 17, 5, 7]\ninput b: [2, 3, 5, 7]\ninput c: [2, 17, 5, 7]\ny = concat(a, b, c, axis=1)\noutput "
+        "y\n",
+        "input a: [2, 17, 5, 7]\ninput b: [2, 17, 2, 7]\ninput c: [2, 17, 5, 7]\ny = concat(a, b, c, axis=2)\noutput "
+        "y\n",
+        "input a: [2, 17, 5, 7]\ninput b: [2, 17, 5, 1]\ninput c: [2, 17, 5, 7]\ny = concat(a, b, c, axis=-1)\noutput "
+        "y\n",
     };
     char what[64];
     for (size_t a = 0; a < 4; a++)
@@ -296,7 +316,8 @@ Test(cg_strided, concat_and_flatten) {
             snprintf(what, sizeof what, "concat axis %zu, layouts %zu", a, p);
             check(srcs[a], cat[p], what);
         }
-    static const Layout *const flat[][2] = {{&NCHW, &ROWS_PADDED}, {&NHWC_SLICE, &COLS}, {&CNHW, &ROWS}, {&NWHC, &ROWS_PADDED}};
+    static const Layout *const flat[][2] = {
+        {&NCHW, &ROWS_PADDED}, {&NHWC_SLICE, &COLS}, {&CNHW, &ROWS}, {&NWHC, &ROWS_PADDED}};
     for (size_t p = 0; p < sizeof flat / sizeof *flat; p++) {
         check("input x: [2, 17, 5, 7]\ny = flatten(x)\noutput y\n", flat[p], "flatten");
         check("input x: [2, 33, 1, 1]\ny = flatten(x)\noutput y\n", flat[p], "flatten of [N, C, 1, 1]");
@@ -304,12 +325,14 @@ Test(cg_strided, concat_and_flatten) {
 }
 
 Test(cg_strided, rank2) {
-    static const Layout *const pairs[][3] = {{&ROWS, &ROWS_PADDED, &COLS}, {&COLS, &COLS, &ROWS_PADDED}, {&ROWS_PADDED, &COLS, &ROWS}};
+    static const Layout *const pairs[][3] = {
+        {&ROWS, &ROWS_PADDED, &COLS}, {&COLS, &COLS, &ROWS_PADDED}, {&ROWS_PADDED, &COLS, &ROWS}};
     for (size_t p = 0; p < sizeof pairs / sizeof *pairs; p++) {
         check("input x: [3, 37]\ny = softmax(x)\noutput y\n", pairs[p], "softmax rank 2 axis 1");
         check("input x: [3, 37]\ny = softmax(x, axis=0)\noutput y\n", pairs[p], "softmax rank 2 axis 0");
         check("input x: [3, 37]\ny = slice(x, start=-30, end=-2)\noutput y\n", pairs[p], "slice rank 2");
         check("input x: [3, 37]\ninput z: [3, 5]\ny = concat(x, z)\noutput y\n", pairs[p], "concat rank 2");
-        check("input x: [3, 37]\ninput z: [2, 37]\ny = concat(x, z, axis=0)\noutput y\n", pairs[p], "concat rank 2 axis 0");
+        check("input x: [3, 37]\ninput z: [2, 37]\ny = concat(x, z, axis=0)\noutput y\n", pairs[p],
+              "concat rank 2 axis 0");
     }
 }
