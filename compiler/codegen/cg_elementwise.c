@@ -99,61 +99,31 @@ static void flat_body(Cg *cg, LLVMValueRef item, void *user) {
 
 /* ---- per channel (channels innermost) ------------------------------------------------------- */
 
-typedef struct ChanShape {
-    int64_t C, pixels, hw; /* hw: pixels per batch item */
-} ChanShape;
-
-/* The output has dimension 1 (C) contiguous and its pixels packed after each other. */
-static bool chan_layout(const CgView *v, ChanShape *cs) {
-    if (v->rank != 2 && v->rank != 4) return false;
-    int64_t C = v->shape[1];
-    if (v->stride[1] != 1 && C > 1) return false;
-    if (v->rank == 2) {
-        if (v->shape[0] > 1 && v->stride[0] != C) return false;
-        *cs = (ChanShape){C, v->shape[0], 1};
-        return true;
-    }
-    int64_t H = v->shape[2], W = v->shape[3];
-    if ((W > 1 && v->stride[3] != C) || (H > 1 && v->stride[2] != W * C) || (v->shape[0] > 1 && v->stride[0] != H * W * C))
-        return false;
-    *cs = (ChanShape){C, v->shape[0] * H * W, H * W};
-    return true;
-}
-
-/* An input either laid out like the output, or [N, C, 1, 1] broadcast over H, W. */
-typedef enum { IN_SAME, IN_NC } InKind;
-
-static bool chan_input(const CgView *in, const CgView *out, InKind *k) {
-    if (same_strides(in, out)) {
-        *k = IN_SAME;
-        return true;
-    }
-    if (in->rank != 4) return false;
-    int64_t C = in->shape[1];
-    bool c_ok = C == 1 || in->stride[1] == 1;
-    bool n_ok = in->shape[0] == 1 || in->stride[0] == C;
-    if (c_ok && n_ok && in->stride[2] == 0 && in->stride[3] == 0) {
-        *k = IN_NC;
-        return true;
-    }
-    return false;
-}
-
+/* Rank 2 ([N, C]) or 4 ([N, C, H, W]) with every operand's channels contiguous: a pixel loop,
+ * and per pixel a vector loop over C. Each operand addresses a pixel through its own strides,
+ * so concat slices (a larger pixel stride) and [N, C, 1, 1] operands (H, W strides 0) fit. */
 typedef struct ChanJob {
     const Ew *e;
-    ChanShape cs;
-    InKind kind[2];
+    int64_t C, H, W, pixels;
     int64_t per_item; /* pixels per work item */
 } ChanJob;
 
-static void chan_vec(Cg *cg, const ChanJob *j, LLVMValueRef pix, LLVMValueRef c, LLVMValueRef mask) {
+static bool chan_ok(const CgView *v) { return (v->rank == 2 || v->rank == 4) && (v->stride[1] == 1 || v->shape[1] == 1); }
+
+/* element offset of (pixel, channel c) in view v */
+static LLVMValueRef chan_off(Cg *cg, const ChanJob *j, const CgView *v, LLVMValueRef n, LLVMValueRef h, LLVMValueRef w,
+                             LLVMValueRef c) {
+    LLVMValueRef off = cg_add(cg, cg_mulc(cg, n, v->stride[0]), c);
+    if (v->rank == 4) off = cg_add(cg, off, cg_add(cg, cg_mulc(cg, h, v->stride[2]), cg_mulc(cg, w, v->stride[3])));
+    (void)j;
+    return off;
+}
+
+static void chan_vec(Cg *cg, const ChanJob *j, LLVMValueRef *pos, LLVMValueRef c, LLVMValueRef mask) {
     const Ew *e = j->e;
-    LLVMValueRef off = cg_add(cg, cg_mulc(cg, pix, j->cs.C), c);
     LLVMValueRef x[2], p[2] = {0};
     for (int i = 0; i < e->nin; i++) {
-        LLVMValueRef o = off;
-        if (j->kind[i] == IN_NC) o = cg_add(cg, cg_mulc(cg, cg_divc(cg, pix, j->cs.hw), j->cs.C), c);
-        LLVMValueRef ptr = cg_view_ptr(cg, &e->in[i], o);
+        LLVMValueRef ptr = cg_view_ptr(cg, &e->in[i], chan_off(cg, j, &e->in[i], pos[0], pos[1], pos[2], c));
         x[i] = mask ? cg_vload_masked(cg, ptr, mask) : cg_vload(cg, ptr);
     }
     for (int i = 0; i < e->npar; i++) {
@@ -164,9 +134,9 @@ static void chan_vec(Cg *cg, const ChanJob *j, LLVMValueRef pix, LLVMValueRef c,
             p[i] = mask ? cg_vload_masked(cg, ptr, mask) : cg_vload(cg, ptr);
         }
     }
-    LLVMValueRef idx[IR_MAX_RANK] = {NULL, c};
+    LLVMValueRef idx[IR_MAX_RANK] = {pos[0], c, pos[1], pos[2]};
     LLVMValueRef y = cg_epilogue(cg, e->n, ew_apply(cg, e, x, p), idx, mask);
-    LLVMValueRef ptr = cg_view_ptr(cg, &e->out, off);
+    LLVMValueRef ptr = cg_view_ptr(cg, &e->out, chan_off(cg, j, &e->out, pos[0], pos[1], pos[2], c));
     if (mask) cg_vstore_masked(cg, y, ptr, mask);
     else cg_vstore(cg, y, ptr);
 }
@@ -174,17 +144,21 @@ static void chan_vec(Cg *cg, const ChanJob *j, LLVMValueRef pix, LLVMValueRef c,
 static void chan_body(Cg *cg, LLVMValueRef item, void *user) {
     const ChanJob *j = user;
     LLVMValueRef p0 = cg_mulc(cg, item, j->per_item);
-    LLVMValueRef p1 = cg_min(cg, cg_addc(cg, p0, j->per_item), cg_i64(cg, j->cs.pixels));
+    LLVMValueRef p1 = cg_min(cg, cg_addc(cg, p0, j->per_item), cg_i64(cg, j->pixels));
     CgLoop lp;
     cg_loop_begin(cg, &lp, p0, p1, 1, "pix");
-    int64_t C = j->cs.C, full = C / cg->vw * cg->vw;
+    LLVMValueRef pos[3];
+    pos[0] = cg_divc(cg, lp.iv, j->H * j->W);
+    pos[1] = cg_remc(cg, cg_divc(cg, lp.iv, j->W), j->H);
+    pos[2] = cg_remc(cg, lp.iv, j->W);
+    int64_t C = j->C, full = C / cg->vw * cg->vw;
     if (full) {
         CgLoop lc;
         cg_loop_begin(cg, &lc, cg_i64(cg, 0), cg_i64(cg, full), cg->vw, "c");
-        chan_vec(cg, j, lp.iv, lc.iv, NULL);
+        chan_vec(cg, j, pos, lc.iv, NULL);
         cg_loop_end(cg, &lc);
     }
-    if (C > full) chan_vec(cg, j, lp.iv, cg_i64(cg, full), cg_mask(cg, C - full));
+    if (C > full) chan_vec(cg, j, pos, cg_i64(cg, full), cg_mask(cg, C - full));
     cg_loop_end(cg, &lp);
 }
 
@@ -240,12 +214,14 @@ static bool emit_ew(Cg *cg, Ew *e, const char *name) {
         cg_parallel(cg, name, (total + FLAT_CHUNK - 1) / FLAT_CHUNK, flat_body, e);
         return true;
     }
-    ChanJob j = {.e = e};
-    bool chan = chan_layout(&e->out, &j.cs) && !cg_epilogue_needs_index(e->n);
-    for (int i = 0; chan && i < e->nin; i++) chan = chan_input(&e->in[i], &e->out, &j.kind[i]);
+    bool chan = chan_ok(&e->out);
+    for (int i = 0; chan && i < e->nin; i++) chan = chan_ok(&e->in[i]);
     if (chan) {
-        j.per_item = j.cs.C >= 2048 ? 1 : 2048 / j.cs.C;
-        cg_parallel(cg, name, (j.cs.pixels + j.per_item - 1) / j.per_item, chan_body, &j);
+        const CgView *o = &e->out;
+        ChanJob j = {.e = e, .C = o->shape[1], .H = o->rank == 4 ? o->shape[2] : 1, .W = o->rank == 4 ? o->shape[3] : 1};
+        j.pixels = o->shape[0] * j.H * j.W;
+        j.per_item = j.C >= 2048 ? 1 : 2048 / j.C;
+        cg_parallel(cg, name, (j.pixels + j.per_item - 1) / j.per_item, chan_body, &j);
         return true;
     }
     int64_t last = e->out.rank ? e->out.shape[e->out.rank - 1] : 1;
