@@ -8,6 +8,7 @@
 set -u
 NETC=$1
 SRC=$2
+NETRUN=$(dirname "$NETC")/netrun
 PY=/usr/bin/python3
 TOL=1e-4
 
@@ -62,6 +63,7 @@ for m in ${MODELS//,/ }; do
     net="$SRC/examples/$m.net"
     [ -f "$FIX/$m.net" ] && net="$FIX/$m.net"       # torch2net output
     args=(run "$net" --weights "$FIX/$m.safetensors" ${NETC_RUN_FLAGS:-})
+    base=${#args[@]}   # what follows are the --input/--output flags, shared with netrun
     if [ -f "$FIX/$m.input.npy" ]; then
         args+=(--input "$FIX/$m.input.npy")
     else
@@ -99,6 +101,27 @@ for m in ${MODELS//,/ }; do
             printf 'FAIL %-24s %s\n' "$label" "$fig"
             fail=1
         fi
+    done
+    # the same model compiled (the passes of the level, then LLVM) and run by netrun, on the
+    # same inputs: -O2 and -O3 against PyTorch too
+    io=("${args[@]:$base}")
+    for lvl in ${NETC_COMPILE_LEVELS:--O2 -O3}; do
+        if ! "$NETC" "$net" --weights "$FIX/$m.safetensors" $lvl -o "$OUT/$m.so" >"$OUT/$m.err" 2>&1 ||
+           ! "$NETRUN" "$OUT/$m.so" --threads 2 "${io[@]}" >>"$OUT/$m.err" 2>&1; then
+            echo "FAIL $m: compiling or running at $lvl"
+            sed 's/^/    /' "$OUT/$m.err" | head -20
+            fail=1
+            continue
+        fi
+        for o in "${outs[@]}"; do
+            IFS=: read -r got ref label <<<"$o"
+            if fig=$(compare "$got" "$ref"); then
+                printf 'ok   %-24s %s  (compiled %s, netrun)\n' "$label" "$fig" "$lvl"
+            else
+                printf 'FAIL %-24s %s  (compiled %s)\n' "$label" "$fig" "$lvl"
+                fail=1
+            fi
+        done
     done
 done
 exit $fail
