@@ -111,6 +111,10 @@ netrt_status netrt_run(const netrt_model *m, const float *const *inputs, float *
                        void *workspace, netrt_pool *pool);
 const char *netrt_status_str(netrt_status s);
 
+/* The seeded random values netrun and `netc run` give input number `index` when no --input is
+ * given: uniform in [-1, 1), identical in both tools for the same seed. */
+void netrt_random_input(float *x, size_t n, uint64_t seed, int index);
+
 #ifdef __cplusplus
 }
 #endif

@@ -158,18 +158,6 @@ static int parse_args(int argc, char **argv, Options *o) {
     return EXIT_OK;
 }
 
-/* Identical to fill_random in compiler/driver/main.c (netc run): keep them in step. */
-static void fill_random(float *x, size_t n, uint64_t seed) {
-    uint64_t s = seed;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        z ^= z >> 31;
-        x[i] = (float)((double)(z >> 40) / (double)(1 << 24) * 2.0 - 1.0);
-    }
-}
-
 static const char *dims_str(int rank, const int64_t *shape, char *buf, size_t len) {
     size_t used = (size_t)snprintf(buf, len, "[");
     for (int i = 0; i < rank && used < len; i++)
@@ -323,7 +311,7 @@ int main(int argc, char **argv) {
             error("out of memory");
             goto done;
         }
-        fill_random(in[i], n, o.seed * 1000003u + (uint64_t)i + 1);
+        netrt_random_input(in[i], n, o.seed, i);
         fprintf(stderr, "netrun: note: input '%s': no --input given, using seeded random values (seed %" PRIu64 ")\n",
                 t->name, o.seed);
     }

@@ -55,6 +55,20 @@ Graph *tu_load_text(const char *src, uint64_t seed) {
     return g;
 }
 
+Graph *tu_load_file(const char *rel, uint64_t seed) {
+    Diags d;
+    diags_init(&d);
+    FrontendOptions o = {.quiet = true, .seed = seed};
+    Graph *g = frontend_load(tu_src(rel), &o, &d);
+    if (!g) {
+        char *s = diags_to_string(&d);
+        cr_log_error("%s", s);
+        free(s);
+    }
+    diags_free(&d);
+    return g;
+}
+
 double tu_compiled_vs_interp(const Graph *g, int opt_level, int threads, uint64_t seed) {
     return tu_compiled_vs_interp_ref(g, g, opt_level, threads, seed);
 }

@@ -34,3 +34,5 @@ double tu_interp_vs_interp(const Graph *a, const Graph *b, uint64_t seed);
 
 /* Parse and lower .net source with seeded random weights (NULL + logged diagnostics on error). */
 Graph *tu_load_text(const char *src, uint64_t seed);
+/* The same for a file of the source tree (path relative to it). */
+Graph *tu_load_file(const char *rel, uint64_t seed);

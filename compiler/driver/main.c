@@ -12,6 +12,7 @@
 #include "frontend.h"
 #include "interp/interp.h"
 #include "ir/ir.h"
+#include "netrt.h"
 #include "npy.h"
 #include "passes/passes.h"
 #include "plan/plan.h"
@@ -241,18 +242,6 @@ static int find_output(const Graph *g, const char *name) {
     return -1;
 }
 
-/* Deterministic inputs when none are given: uniform [-1, 1) from splitmix64, seed per input. */
-static void fill_random(float *x, int64_t n, uint64_t seed) {
-    uint64_t s = seed;
-    for (int64_t i = 0; i < n; i++) {
-        uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        z ^= z >> 31;
-        x[i] = (float)((double)(z >> 40) / (double)(1 << 24) * 2.0 - 1.0);
-    }
-}
-
 static int cmd_run(const Options *o, Graph *g, Diags *d) {
     int status = EXIT_BAD_INPUT;
     float **in = xcalloc((size_t)g->ninputs, sizeof *in);
@@ -301,7 +290,7 @@ static int cmd_run(const Options *o, Graph *g, Diags *d) {
         const Tensor *t = ir_tensor(g, g->inputs[i]);
         in[i] = xmalloc((size_t)ir_numel(t) * sizeof(float));
         random_in[i] = true;
-        fill_random(in[i], ir_numel(t), o->seed * 1000003u + (uint64_t)i + 1);
+        netrt_random_input(in[i], (size_t)ir_numel(t), o->seed, i);
         diag_note(d, (SrcLoc){0}, "input '%s': no --input given, using seeded random values", t->name);
     }
     if (o->noutputs > g->noutputs && ok) {

@@ -163,6 +163,13 @@ int64_t ir_numel(const Tensor *t) {
     return n;
 }
 
+bool ir_same_shape(const Tensor *a, const Tensor *b) {
+    if (a->rank != b->rank) return false;
+    for (int i = 0; i < a->rank; i++)
+        if (a->shape[i] != b->shape[i]) return false;
+    return true;
+}
+
 int ir_new_tensor(Graph *g, const char *name, TensorKind k, int rank, const int64_t *shape,
                   SrcLoc loc) {
     NETC_ASSERT(rank >= 0 && rank <= IR_MAX_RANK);

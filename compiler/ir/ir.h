@@ -141,6 +141,7 @@ void ir_graph_free(Graph *g);
 static inline Tensor *ir_tensor(const Graph *g, int id) { return (Tensor *)g->tensors.items[id]; }
 static inline Node *ir_node(const Graph *g, int i) { return (Node *)g->nodes.items[i]; }
 int64_t ir_numel(const Tensor *t);
+bool ir_same_shape(const Tensor *a, const Tensor *b);
 
 /* A new tensor (id = its index); producer -1; the name is copied into the graph's arena. */
 int ir_new_tensor(Graph *g, const char *name, TensorKind k, int rank, const int64_t *shape, SrcLoc loc);

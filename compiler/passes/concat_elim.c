@@ -37,16 +37,8 @@ static bool read_after(const Graph *g, int t, int pos) {
     return false;
 }
 
-static int64_t peak(const Graph *g) {
-    Plan p;
-    plan_graph(g, &p);
-    int64_t b = p.workspace_bytes;
-    plan_free(&p);
-    return b;
-}
-
 bool pass_concat_elim(Graph *g, PassCtx *c) {
-    int64_t before = c->stats ? peak(g) : 0;
+    int64_t before = c->stats ? plan_peak(g) : 0;
     int slices = 0, copies = 0, concats = 0;
     /* later concats first, so that an inner concat's output can itself become a slice */
     for (int i = g->nodes.len - 1; i >= 0; i--) {
@@ -80,7 +72,7 @@ bool pass_concat_elim(Graph *g, PassCtx *c) {
         }
     }
     if (c->stats) {
-        int64_t after = peak(g);
+        int64_t after = plan_peak(g);
         pass_stat(c, "%d concat input%s written in place (%d concat%s), %d still copied, peak workspace %.2f MiB -> %.2f MiB",
                   slices, slices == 1 ? "" : "s", concats, concats == 1 ? "" : "s", copies, (double)before / 1048576.0,
                   (double)after / 1048576.0);

@@ -24,13 +24,6 @@ static bool epilogue_host(OpKind op) {
 
 static bool fusable_activation(OpKind op) { return (op_info(op)->flags & OPF_ACTIVATION) || op == OP_DROPOUT; }
 
-static bool same_shape(const Tensor *a, const Tensor *b) {
-    if (a->rank != b->rank) return false;
-    for (int i = 0; i < a->rank; i++)
-        if (a->shape[i] != b->shape[i]) return false;
-    return true;
-}
-
 /* schedule position of the tensor's producer; -1 for inputs and weights */
 static int position(const Graph *g, int t) { return ir_tensor(g, t)->producer; }
 
@@ -41,7 +34,7 @@ static bool try_residual(Graph *g, PassCtx *c, Node *add) {
         if (ctt->producer < 0 || ct == rt) continue;
         Node *p = ir_node(g, ctt->producer);
         if (p->dead || (p->op != OP_CONV2D && p->op != OP_LINEAR) || p->nepi >= IR_MAX_EPI) continue;
-        if (!same_shape(ctt, ir_tensor(g, rt)) || !same_shape(ctt, ir_tensor(g, add->out))) continue;
+        if (!ir_same_shape(ctt, ir_tensor(g, rt)) || !ir_same_shape(ctt, ir_tensor(g, add->out))) continue;
         if (pass_reader_count(g, ct) != 1 || position(g, rt) >= p->id) continue;
         if (!pass_may_rewrite(c)) return false;
         p->epi[p->nepi++] = (EpiOp){.act = NULL, .residual = rt};

@@ -10,23 +10,8 @@
 #include "passes.h"
 #include "plan/plan.h"
 
-static bool same_shape(const Tensor *a, const Tensor *b) {
-    if (a->rank != b->rank) return false;
-    for (int i = 0; i < a->rank; i++)
-        if (a->shape[i] != b->shape[i]) return false;
-    return true;
-}
-
-static int64_t peak(const Graph *g) {
-    Plan p;
-    plan_graph(g, &p);
-    int64_t b = p.workspace_bytes;
-    plan_free(&p);
-    return b;
-}
-
 bool pass_inplace(Graph *g, PassCtx *c) {
-    int64_t before = c->stats ? peak(g) : 0;
+    int64_t before = c->stats ? plan_peak(g) : 0;
     int done = 0;
     for (int i = 0; i < g->nodes.len; i++) {
         Node *n = ir_node(g, i);
@@ -36,7 +21,7 @@ bool pass_inplace(Graph *g, PassCtx *c) {
         bool requested = a >= 0 && n->attrs[a].kind == VAL_BOOL && n->attrs[a].b;
         const Node *later = NULL;
         bool unsafe = ir_inplace_unsafe(g, n, &later);
-        bool shape_ok = same_shape(x, y) && x->kind == TK_VALUE && x->alias < 0;
+        bool shape_ok = ir_same_shape(x, y) && x->kind == TK_VALUE && x->alias < 0;
         bool out_ok = !(pass_is_graph_output(g, n->out) && y->rank != 4);
         for (int k = 1; k < n->nin; k++) shape_ok &= n->in[k] != n->in[0]; /* add(x, x): keep x */
         if (unsafe || !shape_ok || !out_ok) {
@@ -58,7 +43,7 @@ bool pass_inplace(Graph *g, PassCtx *c) {
         done++;
     }
     if (c->stats) {
-        int64_t after = peak(g);
+        int64_t after = plan_peak(g);
         pass_stat(c, "%d elementwise op%s in place, peak workspace %.2f MiB -> %.2f MiB", done, done == 1 ? "" : "s",
                   (double)before / 1048576.0, (double)after / 1048576.0);
     }

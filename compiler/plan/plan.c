@@ -140,3 +140,11 @@ void plan_free(Plan *p) {
     free(p->in_copies);
     memset(p, 0, sizeof *p);
 }
+
+int64_t plan_peak(const Graph *g) {
+    Plan p;
+    plan_graph(g, &p);
+    int64_t b = p.workspace_bytes;
+    plan_free(&p);
+    return b;
+}

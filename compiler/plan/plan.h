@@ -38,5 +38,7 @@ typedef struct Plan {
  * nodes + 1. Graph outputs live to the end. */
 void plan_graph(const Graph *g, Plan *p);
 void plan_free(Plan *p);
+/* The peak workspace bytes of g's plan (for --stats before and after a pass). */
+int64_t plan_peak(const Graph *g);
 
 #endif

@@ -10,7 +10,7 @@ done
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 cd "$work"
 
-aarch64-linux-gnu-gcc -std=gnu11 -O2 -I"$src/runtime" "$src"/runtime/{netrun,loader,pool,npy}.c \
+aarch64-linux-gnu-gcc -std=gnu11 -O2 -I"$src/runtime" "$src"/runtime/*.c \
   -ldl -lpthread -lm -o netrun-aarch64
 
 seed=4

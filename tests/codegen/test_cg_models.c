@@ -15,17 +15,7 @@
 static Graph *load_example(const char *name) {
     char rel[256];
     snprintf(rel, sizeof rel, "examples/%s.net", name);
-    Diags d;
-    diags_init(&d);
-    FrontendOptions o = {.quiet = true, .seed = 5};
-    Graph *g = frontend_load(tu_src(rel), &o, &d);
-    if (!g) {
-        char *s = diags_to_string(&d);
-        cr_log_error("%s", s);
-        free(s);
-    }
-    diags_free(&d);
-    return g;
+    return tu_load_file(rel, 5);
 }
 
 static void check_example(const char *name, int threads) {

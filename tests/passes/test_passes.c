@@ -13,20 +13,6 @@
 #include "plan/plan.h"
 #include "testutil.h"
 
-static Graph *load_file(const char *rel, uint64_t seed) {
-    Diags d;
-    diags_init(&d);
-    FrontendOptions o = {.quiet = true, .seed = seed};
-    Graph *g = frontend_load(tu_src(rel), &o, &d);
-    if (!g) {
-        char *s = diags_to_string(&d);
-        cr_log_error("%s", s);
-        free(s);
-    }
-    diags_free(&d);
-    return g;
-}
-
 /* Run a pass list; the stats text (and diagnostics) go to *report (malloc'ed). */
 static void run_passes(Graph *g, const char *list, double tol, int64_t limit, char **report) {
     Diags d;
@@ -51,18 +37,10 @@ static int count_op(const Graph *g, OpKind op) {
     return n;
 }
 
-static int64_t peak(const Graph *g) {
-    Plan p;
-    plan_graph(g, &p);
-    int64_t b = p.workspace_bytes;
-    plan_free(&p);
-    return b;
-}
-
 /* ---- fold-bn ---------------------------------------------------------------------------------- */
 
 Test(fold_bn, resnet18_has_no_batchnorm_left_and_computes_the_same, .timeout = 300) {
-    Graph *ref = load_file("examples/resnet18.net", 3), *g = load_file("examples/resnet18.net", 3);
+    Graph *ref = tu_load_file("examples/resnet18.net", 3), *g = tu_load_file("examples/resnet18.net", 3);
     cr_assert(ref && g);
     cr_assert_eq(count_op(g, OP_BATCHNORM), 20);
     char *rep;
@@ -121,7 +99,7 @@ static bool standalone_activation_after_conv(const Graph *g) {
 }
 
 Test(fuse_act, resnet18_is_conv_kernels_with_epilogues, .timeout = 300) {
-    Graph *ref = load_file("examples/resnet18.net", 4), *g = load_file("examples/resnet18.net", 4);
+    Graph *ref = tu_load_file("examples/resnet18.net", 4), *g = tu_load_file("examples/resnet18.net", 4);
     char *rep;
     run_passes(g, "fold-bn,fuse-act", 1e-6, -1, &rep);
     cr_expect(!standalone_activation_after_conv(g));
@@ -180,9 +158,9 @@ Test(inplace, a_chain_of_unfused_activations_shrinks_the_workspace) {
     const char *src = "input x: [1, 32, 40, 40]\na = concat(x, x, axis=1)\nb = relu(a)\nc = sigmoid(b)\n"
                       "d = tanh(c)\ne = hardswish(d)\nf = conv2d(e, 8, kernel=1)\noutput f\n";
     Graph *ref = tu_load_text(src, 1), *g = tu_load_text(src, 1);
-    int64_t before = peak(g);
+    int64_t before = plan_peak(g);
     run_passes(g, "inplace", 1e-6, -1, NULL);
-    int64_t after = peak(g);
+    int64_t after = plan_peak(g);
     cr_expect(after < before, "peak %lld -> %lld", (long long)before, (long long)after);
     int n = 0;
     for (int i = 0; i < g->nodes.len; i++) n += ir_node(g, i)->inplace;
@@ -225,11 +203,11 @@ Test(inplace, never_overwrites_a_tensor_read_later) {
 /* ---- concat-elim ------------------------------------------------------------------------------------- */
 
 Test(concat_elim, aspp_concat_costs_no_copy, .timeout = 600) {
-    Graph *ref = load_file("examples/aspp.net", 2), *g = load_file("examples/aspp.net", 2);
+    Graph *ref = tu_load_file("examples/aspp.net", 2), *g = tu_load_file("examples/aspp.net", 2);
     char *rep;
-    int64_t before = peak(g);
+    int64_t before = plan_peak(g);
     run_passes(g, "fold-bn,split3x3,fuse-act,inplace,concat-elim", 1e-6, -1, &rep);
-    int64_t after = peak(g);
+    int64_t after = plan_peak(g);
     cr_expect(after < before, "peak %lld -> %lld\n%s", (long long)before, (long long)after, rep);
     cr_expect(strstr(rep, "8 concat inputs written in place") != NULL, "%s", rep);
     double e = tu_compiled_vs_interp_ref(g, ref, 2, 2, 1);
