@@ -43,6 +43,44 @@ static bool cpu_has_avx2(const char *cpu) {
     return cpu_has_avx512(cpu);
 }
 
+/* LLVM only warns about a CPU name it does not know, then may abort while compiling; the C API
+ * cannot ask. So a child process compiles an empty function for the CPU, with stderr captured,
+ * and the name is accepted only when LLVM said nothing and did not die. */
+static bool cpu_known(LLVMTargetRef target, const char *triple, const char *cpu) {
+    int fds[2];
+    if (pipe(fds) != 0) return true;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]), close(fds[1]);
+        return true;
+    }
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, cpu, "", LLVMCodeGenLevelNone,
+                                                          LLVMRelocPIC, LLVMCodeModelDefault);
+        LLVMContextRef c = LLVMContextCreate();
+        LLVMModuleRef m = LLVMModuleCreateWithNameInContext("probe", c);
+        LLVMSetTarget(m, triple);
+        LLVMValueRef f = LLVMAddFunction(m, "probe", LLVMFunctionType(LLVMVoidTypeInContext(c), NULL, 0, 0));
+        LLVMBuilderRef b = LLVMCreateBuilderInContext(c);
+        LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(c, f, "entry"));
+        LLVMBuildRetVoid(b);
+        LLVMMemoryBufferRef out = NULL;
+        char *err = NULL;
+        _exit(tm && !LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMObjectFile, &err, &out) ? 0 : 1);
+    }
+    close(fds[1]);
+    char buf[256];
+    ssize_t got, total = 0;
+    while ((got = read(fds[0], buf, sizeof buf)) > 0) total += got;
+    close(fds[0]);
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return total == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 static bool init_target(Cg *cg, const CodegenOptions *o, Diags *d) {
     LLVMInitializeAllTargetInfos();
     LLVMInitializeAllTargets();
@@ -71,6 +109,11 @@ static bool init_target(Cg *cg, const CodegenOptions *o, Diags *d) {
         } else {
             cpu = "generic";
         }
+    }
+    if (!host_cpu && strcmp(cpu, "generic") && !cpu_known(target, cg->triple, cpu)) {
+        diag_error(d, (SrcLoc){0}, "--cpu=%s: not a CPU LLVM knows for %s (llc-19 -mtriple=%s -mcpu=help lists them)", cpu,
+                   cg->triple, cg->triple);
+        return false;
     }
     bool is_x86 = !strncmp(cg->triple, "x86_64", 6);
     bool is_arm = !strncmp(cg->triple, "aarch64", 7);
@@ -447,10 +490,11 @@ static bool write_header(const Graph *g, int64_t ws_bytes, const char *path, Dia
     return ok;
 }
 
-static bool emit_machine(Cg *cg, LLVMCodeGenFileType kind, const char *path, Diags *d) {
+/* Write the module to `path` (a temporary file); errors name `final`, the file asked for. */
+static bool emit_machine(Cg *cg, LLVMCodeGenFileType kind, const char *path, const char *final, Diags *d) {
     char *err = NULL;
     if (LLVMTargetMachineEmitToFile(cg->tm, cg->mod, path, kind, &err)) {
-        diag_error(d, (SrcLoc){.file = path}, "LLVM could not write the output: %s", err);
+        diag_error(d, (SrcLoc){.file = final}, "cannot write: %s", err);
         LLVMDisposeMessage(err);
         unlink(path);
         return false;
@@ -536,7 +580,7 @@ bool codegen_emit(const Graph *g, const CodegenOptions *o, Diags *d) {
     }
     case EMIT_ASM: {
         char *tmp = tmp_path_for(o->out);
-        ok = emit_machine(&cg, LLVMAssemblyFile, tmp, d) && commit_file(tmp, o->out, d);
+        ok = emit_machine(&cg, LLVMAssemblyFile, tmp, o->out, d) && commit_file(tmp, o->out, d);
         free(tmp);
         break;
     }
@@ -546,7 +590,7 @@ bool codegen_emit(const Graph *g, const CodegenOptions *o, Diags *d) {
         snprintf(obj, n, "%s.o", stem);
         snprintf(hdr, n, "%s.h", stem);
         char *tmp = tmp_path_for(obj);
-        ok = emit_machine(&cg, LLVMObjectFile, tmp, d) && write_header(g, cg.plan.workspace_bytes, hdr, d) &&
+        ok = emit_machine(&cg, LLVMObjectFile, tmp, obj, d) && write_header(g, cg.plan.workspace_bytes, hdr, d) &&
              commit_file(tmp, obj, d);
         if (!ok) unlink(tmp);
         free(tmp), free(obj), free(hdr);
@@ -560,7 +604,7 @@ bool codegen_emit(const Graph *g, const CodegenOptions *o, Diags *d) {
         snprintf(so, n, "%s.so", tmp_obj);
         const char *cc = getenv("NETC_CC");
         if (!cc || !*cc) cc = cg.cross && !strncmp(cg.triple, "aarch64", 7) ? "aarch64-linux-gnu-gcc" : "cc";
-        ok = emit_machine(&cg, LLVMObjectFile, obj, d) && run_linker(cc, obj, so, cg.x86, d) &&
+        ok = emit_machine(&cg, LLVMObjectFile, obj, o->out, d) && run_linker(cc, obj, so, cg.x86, d) &&
              commit_file(so, o->out, d);
         unlink(obj);
         unlink(so);

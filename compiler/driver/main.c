@@ -270,7 +270,7 @@ static int cmd_run(const Options *o, Graph *g, Diags *d) {
             break;
         }
         if (netrt_npy_read(o->inputs[k].path, &arrays[k], err, sizeof err)) {
-            diag_error(d, (SrcLoc){.file = o->inputs[k].path}, "%s", err);
+            diag_error(d, (SrcLoc){0}, "%s", err); /* the reader names the file */
             ok = false;
             break;
         }
