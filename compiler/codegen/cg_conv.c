@@ -24,6 +24,9 @@ typedef struct ConvOut {
     LLVMValueRef base;  /* the view's element 0, loaded once per work item */
     LLVMValueRef bias;  /* float[O + vw] zero-padded, or NULL */
     int64_t sN, sC, sH, sW;
+    /* a 1×1 conv run as a GEMM indexes pixels flat (n = oy = 0, ox over N·OH·OW): the
+       epilogue's residual operands need the real (n, oy, ox) back */
+    int64_t flat_oh, flat_ow; /* 0 when not flattened */
 } ConvOut;
 
 /* The one store step of every conv2d kernel: the epilogue (the bias, then the node's fused
@@ -40,6 +43,11 @@ static void conv_store(Cg *cg, const ConvOut *o, LLVMValueRef acc, LLVMValueRef 
         v = LLVMBuildFAdd(cg->b, v, b, "");
     }
     LLVMValueRef idx[4] = {n, oc, oy, ox};
+    if (o->flat_ow && cg_epilogue_needs_index(o->n)) {
+        idx[0] = cg_divc(cg, ox, o->flat_oh * o->flat_ow);
+        idx[2] = cg_remc(cg, cg_divc(cg, ox, o->flat_ow), o->flat_oh);
+        idx[3] = cg_remc(cg, ox, o->flat_ow);
+    }
     v = cg_epilogue(cg, o->n, v, idx, mask);
     LLVMValueRef off = cg_add(cg, cg_add(cg, cg_mulc(cg, n, o->sN), cg_mulc(cg, oc, o->sC)),
                               cg_add(cg, cg_mulc(cg, oy, o->sH), cg_mulc(cg, ox, o->sW)));
@@ -372,6 +380,7 @@ static void flatten_gemm(Dense *d) {
     bool out_ok = (g->OH == 1 || o->stride[2] == g->OW * o->stride[3]) &&
                   (g->N == 1 || o->stride[0] == g->OH * g->OW * o->stride[3]);
     if (!in_ok || !out_ok) return;
+    d->o.flat_oh = g->OH, d->o.flat_ow = g->OW;
     int64_t m = g->N * g->H * g->W;
     g->W = g->OW = m;
     g->N = g->H = g->OH = 1;

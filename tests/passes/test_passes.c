@@ -402,3 +402,23 @@ Test(concat_elim, a_slice_read_after_the_concat_is_not_overwritten) {
     ir_graph_free(ref);
     ir_graph_free(g);
 }
+
+Test(fuse_act, residual_into_a_1x1_conv_run_as_one_gemm) {
+    /* found by netc-difftest (seed 185): a 1×1 conv runs as a GEMM over all N·H·W pixels, and
+       its fused residual read batch 0's pixels for every batch */
+    const char *shapes[] = {"[2, 34, 1, 1]", "[3, 20, 5, 7]"};
+    for (int s = 0; s < 2; s++) {
+        char src[256];
+        snprintf(src, sizeof src, "input x0: %s\nt1 = conv2d(x0, %d, kernel=1, bias=false)\nt3 = add(t1, x0)\noutput t3\n",
+                 shapes[s], s ? 20 : 34);
+        Graph *ref = tu_load_text(src, 2), *g = tu_load_text(src, 2);
+        char *rep;
+        run_passes(g, "fuse-act", 1e-6, -1, &rep);
+        cr_expect(strstr(rep, "1 residual add") != NULL, "%s", rep);
+        double e = tu_compiled_vs_interp_ref(g, ref, 2, 0, 1);
+        cr_expect(e >= 0 && e < 1e-5, "%s: compiled rel.err %g", shapes[s], e);
+        free(rep);
+        ir_graph_free(ref);
+        ir_graph_free(g);
+    }
+}
