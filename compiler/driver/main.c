@@ -32,8 +32,9 @@ static const char usage_text[] =
     "See spec/tools.md and README.md.\n";
 
 typedef struct IoArg {
-    const char *name; /* NULL: positional (in order) */
+    const char *name; /* NULL: positional (in order); else points at buf */
     const char *path;
+    char buf[256];
 } IoArg;
 
 typedef struct Options {
@@ -86,7 +87,8 @@ static int parse_io(IoArg *arr, int *count, const char *v) {
     const char *eq = strchr(v, '=');
     IoArg *a = &arr[(*count)++];
     if (eq && eq != v) {
-        a->name = strndup(v, (size_t)(eq - v));
+        snprintf(a->buf, sizeof a->buf, "%.*s", (int)(eq - v), v);
+        a->name = a->buf;
         a->path = eq + 1;
     } else {
         a->name = NULL;

@@ -43,7 +43,10 @@ int main(int argc, char **argv) {
 EOF
 export PKG_CONFIG_PATH=$(dirname "$PC")
 # shellcheck disable=SC2046
-cc -std=gnu11 -Wall -Wextra -Werror "$T/app.c" $(pkg-config --cflags --libs netrt) -o "$T/app" || {
+# a sanitizer build's libnetrt.a needs the sanitizer runtimes at link time
+san=""
+if nm "$(dirname "$1")/libnetrt.a" 2>/dev/null | grep -q __asan; then san="-fsanitize=address,undefined"; fi
+cc -std=gnu11 -Wall -Wextra -Werror $san "$T/app.c" $(pkg-config --cflags --libs netrt) -o "$T/app" || {
     echo "install.sh: cannot build an application with pkg-config netrt" >&2; exit 1; }
 got=$("$T/app" "$FAKE")
 want="fake ok y[59]=236 p[2]=49.5"
