@@ -2,6 +2,9 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 #include <stdio.h>
 
 const char *tu_src(const char *rel) {
@@ -21,6 +24,14 @@ double tu_rel_err(const float *a, const float *b, size_t n) {
     }
     /* a floor on the scale: an output that is all ~1e-14 (gelu far left) is compared absolutely */
     return maxd / (maxr > 1e-4 ? maxr : 1e-4);
+}
+
+char *tu_mkdtemp(char *buf, size_t len, const char *prefix) {
+    int n = snprintf(buf, len, "/tmp/%s_", prefix);
+    if (n < 0 || (size_t)n + 7 > len) return NULL;
+    memset(buf + n, 'X', 6); /* the template mkdtemp fills in */
+    buf[n + 6] = 0;
+    return mkdtemp(buf);
 }
 
 void tu_fill_random(float *x, size_t n, uint64_t seed) {
@@ -110,8 +121,8 @@ double tu_interp_vs_interp(const Graph *a, const Graph *b, uint64_t seed) {
 
 double tu_compiled_vs_interp_ref(const Graph *g, const Graph *refg, int opt_level, int threads, uint64_t seed) {
     static int counter;
-    char dir[] = "/tmp/netc_test_XXXXXX";
-    if (!mkdtemp(dir)) return -1;
+    char dir[64];
+    if (!tu_mkdtemp(dir, sizeof dir, "netc_test")) return -1;
     char so[128];
     snprintf(so, sizeof so, "%s/m%d.so", dir, counter++);
     Diags d;

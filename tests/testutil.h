@@ -15,6 +15,9 @@ const char *tu_src(const char *rel);
 /* max |a-b| / max(max |b|, 1e-4) over n floats */
 double tu_rel_err(const float *a, const float *b, size_t n);
 
+/* mkdtemp under /tmp with the given prefix; the path is written into buf (NULL on failure). */
+char *tu_mkdtemp(char *buf, size_t len, const char *prefix);
+
 /* fill with deterministic pseudo-random values in [-1, 1) */
 void tu_fill_random(float *x, size_t n, uint64_t seed);
 

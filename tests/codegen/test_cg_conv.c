@@ -130,8 +130,8 @@ Test(cg_conv, resnet18_layers_compile_quickly) {
                       "output e2, f\n";
     Graph *g = tu_load_text(src, 3);
     cr_assert_not_null(g);
-    char dir[] = "/tmp/netc_cgconv_XXXXXX", so[64];
-    cr_assert_not_null(mkdtemp(dir));
+    char dir[64], so[96];
+    cr_assert_not_null(tu_mkdtemp(dir, sizeof dir, "netc_cgconv"));
     snprintf(so, sizeof so, "%s/r18.so", dir);
     Diags d;
     diags_init(&d);

@@ -44,8 +44,8 @@ static char so_path[256];
 static netrt_model *compile_two_io(void) {
     Graph *g = load_example("two_io");
     cr_assert_not_null(g);
-    char dir[] = "/tmp/netc_rt_XXXXXX";
-    cr_assert_not_null(mkdtemp(dir));
+    char dir[64];
+    cr_assert_not_null(tu_mkdtemp(dir, sizeof dir, "netc_rt"));
     snprintf(so_path, sizeof so_path, "%s/two_io.so", dir);
     Diags d;
     diags_init(&d);
