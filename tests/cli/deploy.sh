@@ -14,7 +14,7 @@ cd "$work"
 test -f lenet.o && test -f lenet.h
 # a sanitizer build's libnetrt.a needs the sanitizer runtimes at link time
 san=""
-if nm "$build/libnetrt.a" 2>/dev/null | grep -q __asan; then san="-fsanitize=address,undefined"; fi
+if nm "$build/libnetrt.a" 2>/dev/null | grep -c __asan >/dev/null; then san="-fsanitize=address,undefined"; fi
 cc -std=c11 -Wall -Wextra -Werror -O2 $san -I. -I"$src/runtime" "$src/examples/deploy/main.c" lenet.o \
    "$build/libnetrt.a" -lpthread -ldl -lmvec -lm -o classify
 ./classify in.npy out.npy

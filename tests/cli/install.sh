@@ -45,7 +45,7 @@ export PKG_CONFIG_PATH=$(dirname "$PC")
 # shellcheck disable=SC2046
 # a sanitizer build's libnetrt.a needs the sanitizer runtimes at link time
 san=""
-if nm "$(dirname "$1")/libnetrt.a" 2>/dev/null | grep -q __asan; then san="-fsanitize=address,undefined"; fi
+if nm "$(dirname "$1")/libnetrt.a" 2>/dev/null | grep -c __asan >/dev/null; then san="-fsanitize=address,undefined"; fi
 cc -std=gnu11 -Wall -Wextra -Werror $san "$T/app.c" $(pkg-config --cflags --libs netrt) -o "$T/app" || {
     echo "install.sh: cannot build an application with pkg-config netrt" >&2; exit 1; }
 got=$("$T/app" "$FAKE")

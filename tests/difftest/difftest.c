@@ -1934,6 +1934,9 @@ int main(int argc, char **argv) {
         report_failure(&c, &f->G, &f->sh, before);
     }
     remove_tmpdir(c.tmpdir);
+    free(failures);
+    free(slots);
+    munmap(shm, (size_t)c.jobs * sizeof *shm);
     if (c.fault) {
         printf("%s\n", caught ? "inject-fault: the broken pass was caught" : "inject-fault: the broken pass was NOT caught");
         return caught ? 0 : 1;
