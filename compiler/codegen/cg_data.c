@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cg_chan.h"
+#include "interp/interp.h"
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -347,54 +348,8 @@ static void rs_alloc(RsAxis *a, int64_t out) {
 
 static void rs_free(RsAxis *a) { free(a->i0), free(a->i1), free(a->l0), free(a->l1); }
 
-/* Source index of output index o along one axis for reflect padding, as PyTorch's
- * reflection_pad2d computes it (the interpreter's rule, negative pads crop). */
-static int64_t reflect_index(int64_t o, int64_t pad_before, int64_t size) {
-    int64_t i_start = pad_before < 0 ? -pad_before : 0;
-    int64_t o_start = pad_before > 0 ? pad_before : 0;
-    int64_t ip;
-    if (o < pad_before)
-        ip = 2 * pad_before - o;
-    else if (o < size + pad_before)
-        ip = o;
-    else
-        ip = 2 * (size + pad_before - 1) - o;
-    return ip - o_start + i_start;
-}
 
-/* The interpreter's per-axis scale for upsample, in float32 as PyTorch's CPU kernels compute it:
- * align_corners: (in-1)/(out-1) (0 when out is 1); else 1/s when scale= was given, in/out. */
-static float upsample_scale(int64_t in_size, int64_t out_size, bool align_corners, bool has_scale, double s) {
-    if (align_corners) return out_size > 1 ? (float)(in_size - 1) / (float)(out_size - 1) : 0.0f;
-    if (has_scale && s > 0) return (float)(1.0 / s);
-    return (float)in_size / (float)out_size;
-}
 
-/* The interpreter's bilinear source indices and weights (PyTorch's
- * compute_source_index_and_lambda): same size copies; otherwise the source coordinate in
- * double from the float scale, half-pixel centres clamped at 0 unless align_corners. */
-static void bilinear_axis(int64_t o, int64_t in_size, int64_t out_size, bool align_corners, float scale, int64_t *i0,
-                          int64_t *i1, float *l0, float *l1) {
-    if (in_size == out_size) {
-        *i0 = *i1 = o;
-        *l0 = 1.0f;
-        *l1 = 0.0f;
-        return;
-    }
-    double src;
-    if (align_corners) {
-        src = (double)scale * (double)o;
-    } else {
-        src = (double)scale * ((double)o + 0.5) - 0.5;
-        if (src < 0) src = 0;
-    }
-    int64_t a = (int64_t)src;
-    if (a > in_size - 1) a = in_size - 1;
-    *i0 = a;
-    *i1 = a < in_size - 1 ? a + 1 : a;
-    *l1 = (float)(src - (double)a);
-    *l0 = 1.0f - *l1;
-}
 
 static void rs_emit_tables(Cg *cg, Resample *r, RsAxis *a, const char *node, const char *which) {
     a->identity = r->kind != RS_BILINEAR;
@@ -517,7 +472,7 @@ bool cg_kernel_pad(Cg *cg, const Node *n) {
         int64_t size = x->shape[2 + a], before = pads[2 - 2 * a];
         rs_alloc(&r.ax[a], y->shape[2 + a]);
         for (int64_t o = 0; o < r.ax[a].out; o++) {
-            int64_t i = reflect ? reflect_index(o, before, size) : o - before;
+            int64_t i = reflect ? interp_reflect_index(o, before, size) : o - before;
             r.ax[a].i0[o] = i >= 0 && i < size ? i : -1;
         }
     }
@@ -535,12 +490,12 @@ bool cg_kernel_upsample(Cg *cg, const Node *n) {
     Resample r = {.kind = bilinear ? RS_BILINEAR : RS_NEAREST};
     for (int a = 0; a < 2; a++) {
         int64_t in = x->shape[2 + a], out = y->shape[2 + a];
-        float sc = upsample_scale(in, out, ac, has_scale, s);
+        float sc = interp_upsample_scale(in, out, ac, has_scale, s);
         RsAxis *ax = &r.ax[a];
         rs_alloc(ax, out);
         for (int64_t o = 0; o < out; o++) {
             if (bilinear) {
-                bilinear_axis(o, in, out, ac, sc, &ax->i0[o], &ax->i1[o], &ax->l0[o], &ax->l1[o]);
+                interp_bilinear_axis(o, in, out, ac, sc, &ax->i0[o], &ax->i1[o], &ax->l0[o], &ax->l1[o]);
             } else {
                 int64_t i = (int64_t)floorf((float)o * sc);
                 ax->i0[o] = i > in - 1 ? in - 1 : i;

@@ -50,7 +50,7 @@ void interp_channel_shuffle(const Graph *g, const Node *n, const float *const *i
 
 /* Source index of output index o along one axis for reflect padding, as PyTorch's
  * reflection_pad2d computes it (negative pads crop). */
-static int64_t reflect_index(int64_t o, int64_t pad_before, int64_t size) {
+int64_t interp_reflect_index(int64_t o, int64_t pad_before, int64_t size) {
     int64_t i_start = pad_before < 0 ? -pad_before : 0;
     int64_t o_start = pad_before > 0 ? pad_before : 0;
     int64_t ip;
@@ -80,7 +80,7 @@ void interp_pad(const Graph *g, const Node *n, const float *const *in, float *ou
             for (int64_t x = 0; x < OW; x++) {
                 float *dst = &out[(c * OH + y) * OW + x];
                 if (reflect) {
-                    *dst = src[reflect_index(y, pads[2], H) * W + reflect_index(x, pads[0], W)];
+                    *dst = src[interp_reflect_index(y, pads[2], H) * W + interp_reflect_index(x, pads[0], W)];
                 } else {
                     int64_t iy = y - pads[2], ix = x - pads[0];
                     *dst = iy >= 0 && iy < H && ix >= 0 && ix < W ? src[iy * W + ix] : value;
@@ -91,7 +91,7 @@ void interp_pad(const Graph *g, const Node *n, const float *const *in, float *ou
 
 /* The per-axis scale PyTorch's CPU kernels use, in float32 as they compute it:
  * align_corners: (in-1)/(out-1) (0 when out is 1); else 1/s when scale= was given, in/out. */
-static float upsample_scale(int64_t in_size, int64_t out_size, bool align_corners, bool has_scale,
+float interp_upsample_scale(int64_t in_size, int64_t out_size, bool align_corners, bool has_scale,
                             double s) {
     if (align_corners) return out_size > 1 ? (float)(in_size - 1) / (float)(out_size - 1) : 0.0f;
     if (has_scale && s > 0) return (float)(1.0 / s);
@@ -103,7 +103,7 @@ static float upsample_scale(int64_t in_size, int64_t out_size, bool align_corner
  * computed in double from the float scale (half-pixel centres clamped at 0 unless
  * align_corners), truncated to i0 (clamped to in-1), i1 = i0 + 1 except at the last row, and
  * the weight l1 = src - i0 rounded to float. */
-static void bilinear_axis(int64_t o, int64_t in_size, int64_t out_size, bool align_corners,
+void interp_bilinear_axis(int64_t o, int64_t in_size, int64_t out_size, bool align_corners,
                           float scale, int64_t *i0, int64_t *i1, float *l0, float *l1) {
     if (in_size == out_size) {
         *i0 = *i1 = o;
@@ -136,8 +136,8 @@ void interp_upsample(const Graph *g, const Node *n, const float *const *in, floa
     double s = has_scale ? ir_attr_float(n, "scale") : 0.0;
     int64_t NC = ti->shape[0] * ti->shape[1], H = ti->shape[2], W = ti->shape[3];
     int64_t OH = to->shape[2], OW = to->shape[3];
-    float sh = upsample_scale(H, OH, ac, has_scale, s),
-          sw = upsample_scale(W, OW, ac, has_scale, s);
+    float sh = interp_upsample_scale(H, OH, ac, has_scale, s),
+          sw = interp_upsample_scale(W, OW, ac, has_scale, s);
     for (int64_t c = 0; c < NC; c++) {
         const float *src = in[0] + c * H * W;
         for (int64_t y = 0; y < OH; y++)
@@ -154,8 +154,8 @@ void interp_upsample(const Graph *g, const Node *n, const float *const *in, floa
                 }
                 int64_t y0, y1, x0, x1;
                 float ly0, ly1, lx0, lx1;
-                bilinear_axis(y, H, OH, ac, sh, &y0, &y1, &ly0, &ly1);
-                bilinear_axis(x, W, OW, ac, sw, &x0, &x1, &lx0, &lx1);
+                interp_bilinear_axis(y, H, OH, ac, sh, &y0, &y1, &ly0, &ly1);
+                interp_bilinear_axis(x, W, OW, ac, sw, &x0, &x1, &lx0, &lx1);
                 double top = (double)lx0 * src[y0 * W + x0] + (double)lx1 * src[y0 * W + x1];
                 double bottom = (double)lx0 * src[y1 * W + x0] + (double)lx1 * src[y1 * W + x1];
                 *dst = (float)((double)ly0 * top + (double)ly1 * bottom);
