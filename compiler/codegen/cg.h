@@ -151,6 +151,10 @@ bool cg_epilogue_needs_channel(const Cg *cg, const Node *n);
 /* A private constant global holding `count` floats (already packed by the kernel), 64-byte
  * aligned, emitted as one byte-array constant. Returns its address. */
 LLVMValueRef cg_weights(Cg *cg, const float *data, int64_t count, const char *name);
+/* A private, 64-byte aligned constant global with this initializer (tables, strings). */
+LLVMValueRef cg_const_global(Cg *cg, LLVMValueRef init, const char *name);
+/* A constant int32 table (indices computed at compile time). */
+LLVMValueRef cg_table_i32(Cg *cg, const int32_t *v, int64_t n, const char *name);
 
 /* ---- kernels ------------------------------------------------------------------------------- */
 /* Emit a kernel: n items of work; body() emits one item given its index (i64), with the

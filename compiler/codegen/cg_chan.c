@@ -9,13 +9,7 @@ LLVMValueRef cgc_table_i64(Cg *cg, const int64_t *v, int64_t n, const char *name
     for (int64_t i = 0; i < n; i++) e[i] = cg_i64(cg, v[i]);
     LLVMValueRef init = LLVMConstArray2(cg->t_i64, e, (uint64_t)n);
     free(e);
-    LLVMValueRef gv = LLVMAddGlobal(cg->mod, LLVMTypeOf(init), name);
-    LLVMSetInitializer(gv, init);
-    LLVMSetGlobalConstant(gv, 1);
-    LLVMSetLinkage(gv, LLVMPrivateLinkage);
-    LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
-    LLVMSetAlignment(gv, 64);
-    return gv;
+    return cg_const_global(cg, init, name);
 }
 
 LLVMValueRef cgc_load_i64(Cg *cg, LLVMValueRef table, LLVMValueRef idx) {

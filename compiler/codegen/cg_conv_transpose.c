@@ -23,20 +23,6 @@ typedef struct Ct {
     LLVMValueRef hcnt, htab, wcnt, wtab; /* i32 tables: per row/column, count and (k, i) pairs */
 } Ct;
 
-/* A private constant i32 array. */
-static LLVMValueRef const_i32s(Cg *cg, const int32_t *v, int64_t n, const char *name) {
-    LLVMValueRef *e = xcalloc((size_t)(n ? n : 1), sizeof *e);
-    for (int64_t i = 0; i < n; i++) e[i] = LLVMConstInt(cg->t_i32, (unsigned long long)(int64_t)v[i], 1);
-    LLVMValueRef arr = LLVMConstArray2(cg->t_i32, e, (uint64_t)n);
-    free(e);
-    LLVMValueRef gv = LLVMAddGlobal(cg->mod, LLVMTypeOf(arr), name);
-    LLVMSetInitializer(gv, arr);
-    LLVMSetGlobalConstant(gv, 1);
-    LLVMSetLinkage(gv, LLVMPrivateLinkage);
-    LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
-    return gv;
-}
-
 /* For each output coordinate o in [0, On): the taps k and input coordinates i with
  * o + p - k·d = i·s, 0 <= i < In. cnt[o], and pairs tab[(o·K + t)·2 + {0, 1}] = (k, i). */
 static void tap_tables(Cg *cg, int64_t On, int64_t K, int64_t s, int64_t p, int64_t d, int64_t In, const char *what,
@@ -54,9 +40,9 @@ static void tap_tables(Cg *cg, int64_t On, int64_t K, int64_t s, int64_t p, int6
         }
     char name[64];
     snprintf(name, sizeof name, "ct.%s.cnt", what);
-    *cnt_g = const_i32s(cg, cnt, On, name);
+    *cnt_g = cg_table_i32(cg, cnt, On, name);
     snprintf(name, sizeof name, "ct.%s.tab", what);
-    *tab_g = const_i32s(cg, tab, On * K * 2, name);
+    *tab_g = cg_table_i32(cg, tab, On * K * 2, name);
     free(cnt);
     free(tab);
 }

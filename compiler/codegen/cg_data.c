@@ -233,20 +233,6 @@ typedef struct Shuffle {
     LLVMValueRef nn, oy, in_pix, out_pix;
 } Shuffle;
 
-static LLVMValueRef table_i32(Cg *cg, const int32_t *v, int64_t n, const char *name) {
-    LLVMValueRef *e = xcalloc((size_t)(n ? n : 1), sizeof *e);
-    for (int64_t i = 0; i < n; i++) e[i] = LLVMConstInt(cg->t_i32, (unsigned long long)(int64_t)v[i], 1);
-    LLVMValueRef init = LLVMConstArray2(cg->t_i32, e, (uint64_t)n);
-    free(e);
-    LLVMValueRef gv = LLVMAddGlobal(cg->mod, LLVMTypeOf(init), name);
-    LLVMSetInitializer(gv, init);
-    LLVMSetGlobalConstant(gv, 1);
-    LLVMSetLinkage(gv, LLVMPrivateLinkage);
-    LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
-    LLVMSetAlignment(gv, 64);
-    return gv;
-}
-
 static LLVMValueRef gather(Cg *cg, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef mask) {
     LLVMValueRef ptrs = LLVMBuildGEP2(cg->b, cg->t_f32, base, &idx, 1, "");
     unsigned id = LLVMLookupIntrinsicID("llvm.masked.gather", 18);
@@ -304,7 +290,7 @@ bool cg_kernel_channel_shuffle(Cg *cg, const Node *n) {
     for (int64_t c = 0; c < C; c++) perm[c] = (int32_t)((c % groups) * cpg + c / groups);
     char name[300];
     snprintf(name, sizeof name, "shuffle.%s.perm", n->name);
-    s.perm = table_i32(cg, perm, padded, name);
+    s.perm = cg_table_i32(cg, perm, padded, name);
     free(perm);
     cgc_chan_init(cg, &s.ch, C, cgc_unit_c(&s.in) && cgc_unit_c(&s.out), 2);
     cgc_split(&s.sp, &s.ch, s.out.shape[0] * s.out.shape[2], s.out.shape[3]);

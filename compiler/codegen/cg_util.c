@@ -2,6 +2,7 @@
  * loops, vectors, intrinsics, vector math, activations, weights, and the parallel dispatch. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cg.h"
@@ -347,18 +348,31 @@ LLVMValueRef cg_epilogue(Cg *cg, const Node *n, LLVMValueRef v, LLVMValueRef *id
     return v;
 }
 
-/* ---- weights ------------------------------------------------------------------------------- */
+/* ---- weights and tables ----------------------------------------------------------------------- */
 
-LLVMValueRef cg_weights(Cg *cg, const float *data, int64_t count, const char *name) {
-    LLVMValueRef init = LLVMConstStringInContext2(cg->ctx, (const char *)data, (size_t)count * 4, 1);
+LLVMValueRef cg_const_global(Cg *cg, LLVMValueRef init, const char *name) {
     LLVMValueRef gv = LLVMAddGlobal(cg->mod, LLVMTypeOf(init), name);
     LLVMSetInitializer(gv, init);
     LLVMSetGlobalConstant(gv, 1);
     LLVMSetLinkage(gv, LLVMPrivateLinkage);
     LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
     LLVMSetAlignment(gv, 64);
+    return gv;
+}
+
+LLVMValueRef cg_weights(Cg *cg, const float *data, int64_t count, const char *name) {
+    LLVMValueRef init = LLVMConstStringInContext2(cg->ctx, (const char *)data, (size_t)count * 4, 1);
+    LLVMValueRef gv = cg_const_global(cg, init, name);
     ptrvec_push(&cg->weight_globals, gv);
     return gv;
+}
+
+LLVMValueRef cg_table_i32(Cg *cg, const int32_t *v, int64_t n, const char *name) {
+    LLVMValueRef *e = xcalloc((size_t)(n ? n : 1), sizeof *e);
+    for (int64_t i = 0; i < n; i++) e[i] = LLVMConstInt(cg->t_i32, (unsigned long long)(int64_t)v[i], 1);
+    LLVMValueRef init = LLVMConstArray2(cg->t_i32, e, (uint64_t)n);
+    free(e);
+    return cg_const_global(cg, init, name);
 }
 
 /* ---- kernels ------------------------------------------------------------------------------- */
