@@ -376,6 +376,64 @@ bool ir_inplace_unsafe(const Graph *g, const Node *n, const Node **later) {
     return false;
 }
 
+static bool reads_tensor(const Node *x, int t) {
+    for (int k = 0; k < x->nin; k++)
+        if (x->in[k] == t) return true;
+    for (int k = 0; k < x->nepi; k++)
+        if (x->epi[k].residual == t) return true;
+    return false;
+}
+
+/* Concat slices (concat-elim): a slice is computed by a live node, is no graph input or output,
+ * feeds its concat exactly once, covers exactly its range of the concat's output along the
+ * concat's axis, shares no storage through an in-place node, and has no reader after the concat
+ * (whose output a later in-place node may overwrite). */
+static void verify_slices(const Graph *g, Diags *d) {
+    for (int t = 0; t < g->tensors.len; t++) {
+        const Tensor *x = ir_tensor(g, t);
+        if (x->alias < 0) continue;
+        const Tensor *cat = x->alias < g->tensors.len ? ir_tensor(g, x->alias) : NULL;
+        const Node *c = cat && cat->producer >= 0 ? ir_node(g, cat->producer) : NULL;
+        const Node *p = x->producer >= 0 ? ir_node(g, x->producer) : NULL;
+        if (!c || c->dead || c->op != OP_CONCAT || !c->concat_elim) {
+            diag_error(d, x->loc, "verifier: '%s' is a slice of '%s', which no live eliminated concat produces", x->name,
+                       cat ? cat->name : "?");
+            continue;
+        }
+        bool io = false;
+        for (int i = 0; i < g->ninputs; i++) io |= g->inputs[i] == t;
+        for (int i = 0; i < g->noutputs; i++) io |= g->outputs[i] == t;
+        if (x->kind != TK_VALUE || !p || p->dead || io) {
+            ir_node_error(d, c, "verifier: concat '%s': slice '%s' is a graph input or output, or has no producer", c->name,
+                          x->name);
+            continue;
+        }
+        int axis = (int)ir_attr_int(c, "axis"), seen = 0;
+        int64_t off = 0, at = -1;
+        for (int k = 0; k < c->nin; k++) {
+            if (c->in[k] == t) seen++, at = off;
+            off += ir_tensor(g, c->in[k])->shape[axis];
+        }
+        bool dims = x->rank == cat->rank && x->alias_axis == axis;
+        for (int j = 0; dims && j < x->rank; j++) dims = j == axis || x->shape[j] == cat->shape[j];
+        if (seen != 1 || !dims || at != x->alias_offset)
+            ir_node_error(d, c, "verifier: concat '%s': slice '%s' at offset %lld along axis %d does not cover exactly "
+                          "its range (it feeds the concat %d times, at offset %lld)", c->name, x->name,
+                          (long long)x->alias_offset, x->alias_axis, seen, (long long)at);
+        if (p->inplace)
+            ir_node_error(d, p, "verifier: '%s' writes in place into '%s', a slice of concat '%s'", p->name, x->name, c->name);
+        for (int i = 0; i < g->nodes.len; i++) {
+            const Node *r = ir_node(g, i);
+            if (r->dead || !reads_tensor(r, t)) continue;
+            if (r->inplace && r->in[0] == t)
+                ir_node_error(d, r, "verifier: '%s' overwrites '%s', a slice of concat '%s'", r->name, x->name, c->name);
+            else if (i > c->id)
+                ir_node_error(d, r, "verifier: '%s' reads '%s', a slice of concat '%s', after the concat", r->name, x->name,
+                              c->name);
+        }
+    }
+}
+
 /* Structure first (ids, order, producers), then shapes through the shape rules, so a pass that
  * leaves an inconsistent graph is caught right after it runs. */
 bool ir_verify(Graph *g, Diags *d, bool need_data) {
@@ -415,6 +473,11 @@ bool ir_verify(Graph *g, Diags *d, bool need_data) {
             ir_node_error(d, n, "verifier: %s '%s' output is not produced by it", o->name, n->name);
             continue;
         }
+        if (n->nepi < 0 || n->nepi > IR_MAX_EPI) {
+            ir_node_error(d, n, "verifier: %s '%s' has %d epilogue steps (at most %d)", o->name, n->name, n->nepi,
+                          IR_MAX_EPI);
+            continue;
+        }
         for (int k = 0; k < n->nepi; k++) {
             const EpiOp *e = &n->epi[k];
             if (e->residual >= 0) {
@@ -427,10 +490,21 @@ bool ir_verify(Graph *g, Diags *d, bool need_data) {
                                   o->name, n->name);
             } else if (!e->act || !((op_info(e->act->op)->flags & OPF_ACTIVATION) || e->act->op == OP_DROPOUT)) {
                 ir_node_error(d, n, "verifier: %s '%s' epilogue step %d is not an activation", o->name, n->name, k);
+            } else if (!e->act->dead || e->act->nepi) {
+                ir_node_error(d, n, "verifier: %s '%s' epilogue step %d ('%s') is still scheduled or has steps of its own",
+                              o->name, n->name, k, e->act->name);
             }
         }
         if (n->inplace && (n->nin < 1 || ir_inplace_unsafe(g, n, NULL)))
             ir_node_error(d, n, "verifier: %s '%s' is marked in place but its input is read later or is a graph input",
+                          o->name, n->name);
+        else if (n->inplace && (!(o->flags & OPF_ELEMENTWISE) || n->in[0] < 0 || n->in[0] >= nt ||
+                                ir_tensor(g, n->in[0])->kind != TK_VALUE ||
+                                !ir_same_shape(ir_tensor(g, n->in[0]), ir_tensor(g, n->out))))
+            ir_node_error(d, n, "verifier: %s '%s' is marked in place but does not map its input onto its output",
+                          o->name, n->name);
+        else if (n->inplace && (ir_tensor(g, n->in[0])->alias >= 0 || ir_tensor(g, n->out)->alias >= 0))
+            ir_node_error(d, n, "verifier: %s '%s' is in place and reads or writes a concat slice (one storage each)",
                           o->name, n->name);
         if (ready[n->out]) ir_node_error(d, n, "verifier: tensor '%s' is produced twice", ir_tensor(g, n->out)->name);
         ready[n->out] = 1;
@@ -439,6 +513,7 @@ bool ir_verify(Graph *g, Diags *d, bool need_data) {
         if (g->outputs[i] < 0 || g->outputs[i] >= nt || !ready[g->outputs[i]])
             diag_error(d, g->output_locs[i], "verifier: output '%s' is not computed", g->output_names[i]);
     free(ready);
+    if (d->nerrors == errors) verify_slices(g, d);
     if (d->nerrors > errors) return false;
     for (int i = 0; i < g->nodes.len; i++) {
         Node *n = ir_node(g, i);

@@ -39,6 +39,7 @@ typedef struct Lower {
     Graph *g;
     Diags *d;
     const Ast *ast;
+    const char *file;      /* the .net file: every diagnostic names it, even an empty file's */
     const CallSite *calls; /* current def call chain, innermost first */
     const Active *active;  /* defs being expanded (recursion check) */
     StrSet node_names;
@@ -664,7 +665,7 @@ static void check_structure(Lower *L) {
         if (s->kind != ST_NET) seen_other = true;
     }
     if (!first_output) {
-        SrcLoc end = {L->ast->stmts ? L->ast->stmts->loc.file : NULL, 0, 0};
+        SrcLoc end = {L->file, 0, 0};
         const Stmt *last = L->ast->stmts;
         while (last && last->next) last = last->next;
         if (last) end = last->loc;
@@ -767,7 +768,7 @@ Graph *lower_ast(const Ast *ast, const char *file, Diags *d) {
             name = s->name;
             break;
         }
-    Lower L = {.g = ir_graph_new(name), .d = d, .ast = ast};
+    Lower L = {.g = ir_graph_new(name), .d = d, .ast = ast, .file = file};
     int errors0 = d->nerrors;
     check_structure(&L);
     Scope top = {.prefix = ""};

@@ -2,14 +2,19 @@
  *
  * Requires: a verified graph with bound weights. Matches conv2d/linear -> batchnorm where the
  * batchnorm is the producer's only reader (a graph output counts as a reader) and the producer
- * has no epilogue yet. Rewrites, in double precision, per output channel c:
+ * has no epilogue yet (a conv's fused relu comes before the batchnorm: not foldable). Rewrites,
+ * in double precision, per output channel c:
  *     s = gamma[c] / sqrt(var[c] + eps)
  *     W'[c, ...] = W[c, ...] * s,   b'[c] = (b[c] - mean[c]) * s + beta[c]   (b = 0 if absent)
  * Grouped and depthwise convolutions too: output channel c is always dim 0 of the weight.
+ * Handles what earlier passes leave: the batchnorm's own epilogue (fuse-act ran first) moves onto
+ * the producer, which has none; the batchnorm's concat slice (concat-elim ran first) passes to
+ * the producer's output; an in-place batchnorm simply disappears.
  * Guarantees: the batchnorm is gone and its readers read the producer. Invalidates: nothing
  * else (shapes are unchanged). */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "passes.h"
 
@@ -19,6 +24,9 @@ static bool foldable_producer(const Graph *g, const Node *bn, Node **out) {
     Node *p = ir_node(g, x->producer);
     if (p->dead || (p->op != OP_CONV2D && p->op != OP_LINEAR) || p->nepi) return false;
     if (pass_reader_count(g, p->out) != 1) return false;
+    /* the batchnorm's epilogue will run in p's kernel: its residual operands must be ready then */
+    for (int k = 0; k < bn->nepi; k++)
+        if (bn->epi[k].residual >= 0 && ir_tensor(g, bn->epi[k].residual)->producer >= p->id) return false;
     *out = p;
     return true;
 }
@@ -54,6 +62,9 @@ bool pass_fold_bn(Graph *g, PassCtx *c) {
             b = ir_weight(g, p, "bias");
         }
         pass_set_weight(b, nb);
+        memcpy(p->epi, bn->epi, sizeof p->epi);
+        p->nepi = bn->nepi;
+        pass_move_slice(g, bn->out, p->out);
         pass_replace_uses(g, bn->out, p->out);
         bn->dead = true;
         folded++;

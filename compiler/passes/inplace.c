@@ -4,8 +4,8 @@
  * elementwise node (activation, batchnorm, binary op, dropout) may overwrite in[0] when in[0]
  * has the output's shape, is not a graph input or output, has no reader after the node, and the
  * output is not a graph output kept in the caller's buffer (rank ≠ 4), so both live in the
- * workspace. `inplace=true` in the source is honoured only where this holds; otherwise a
- * warning names the later reader. The memory planner gives the output the input's storage.
+ * workspace, and neither tensor is a concat slice (concat-elim ran first). `inplace=true` in the
+ * source is honoured only where this holds; otherwise a warning names the later reader. The memory planner gives the output the input's storage.
  * Guarantees: values unchanged. Invalidates: the memory plan (peak workspace shrinks). */
 #include "passes.h"
 #include "plan/plan.h"
@@ -21,14 +21,20 @@ bool pass_inplace(Graph *g, PassCtx *c) {
         bool requested = a >= 0 && n->attrs[a].kind == VAL_BOOL && n->attrs[a].b;
         const Node *later = NULL;
         bool unsafe = ir_inplace_unsafe(g, n, &later);
-        bool shape_ok = ir_same_shape(x, y) && x->kind == TK_VALUE && x->alias < 0;
+        /* a slice of a concat is stored in the concat's output: it can neither be overwritten
+           nor be the in-place output (the planner links a tensor to one storage only) */
+        bool shape_ok = ir_same_shape(x, y) && x->kind == TK_VALUE && x->alias < 0 && y->alias < 0;
         bool out_ok = !(pass_is_graph_output(g, n->out) && y->rank != 4);
         for (int k = 1; k < n->nin; k++) shape_ok &= n->in[k] != n->in[0]; /* add(x, x): keep x */
         if (unsafe || !shape_ok || !out_ok) {
-            if (requested) {
+            if (requested && !c->repeat) {
                 if (later)
                     diag_warning(c->d, n->loc, "%s: inplace=true ignored: '%s' reads '%s' later", op_info(n->op)->name,
                                  later->name, x->name);
+                else if (x->alias >= 0 || y->alias >= 0)
+                    diag_warning(c->d, n->loc, "%s: inplace=true ignored: '%s' is stored in the output of concat '%s'",
+                                 op_info(n->op)->name, x->alias >= 0 ? x->name : y->name,
+                                 ir_tensor(g, x->alias >= 0 ? x->alias : y->alias)->name);
                 else if (pass_is_graph_input(g, n->in[0]))
                     diag_warning(c->d, n->loc, "%s: inplace=true ignored: '%s' is a graph input, never overwritten",
                                  op_info(n->op)->name, x->name);

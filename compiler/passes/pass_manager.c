@@ -1,22 +1,55 @@
-/* pass_manager.c — the one table of passes, the -O levels, and the driver loop: run each pass,
- * verify after it (tests and debug builds), print the IR, time it, count its rewrites. */
+/* pass_manager.c — the one table of passes with their contracts, the -O levels, and the driver
+ * loop: check each pass's contract, run it, verify after it, print the IR, time it, count its
+ * rewrites. */
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
 
 #include "passes.h"
 
-static const struct {
-    const char *name;
-    PassFn fn;
-} pass_table[] = {
-    {"fold-bn", pass_fold_bn},         /* conv/linear + batchnorm -> conv/linear with folded weights */
-    {"split3x3", pass_split3x3},       /* 3x3 conv -> 1x3 then 3x1 where exact (or within --split-tol) */
-    {"fuse-act", pass_fuse_act},       /* activations and residual adds into the producer's epilogue */
-    {"inplace", pass_inplace},         /* elementwise ops overwrite their input where safe */
-    {"concat-elim", pass_concat_elim}, /* producers write straight into their concat slice */
+/* The one table of passes. `handles`: what each pass rewrites correctly when an earlier pass has
+ * left it in the graph (fold-bn moves a batchnorm's epilogue onto the conv; every rewrite that
+ * replaces a node hands its concat slice on to the replacement; inplace never overwrites or
+ * produces a slice). */
+#define GF_ALL (GF_EPILOGUES | GF_INPLACE | GF_SLICES)
+const PassInfo pass_table[] = {
+    {"fold-bn", pass_fold_bn, GF_WEIGHTS, GF_ALL, 0,
+     "conv/linear + batchnorm -> conv/linear with folded weights"},
+    {"split3x3", pass_split3x3, GF_WEIGHTS, GF_ALL, 0,
+     "3x3 conv -> 1x3 then 3x1 where exact (or within --split-tol)"},
+    {"fuse-act", pass_fuse_act, 0, GF_ALL, GF_EPILOGUES,
+     "activations and residual adds into the producer's epilogue"},
+    {"inplace", pass_inplace, 0, GF_ALL, GF_INPLACE, "elementwise ops overwrite their input where safe"},
+    {"concat-elim", pass_concat_elim, 0, GF_ALL, GF_SLICES, "producers write straight into their concat slice"},
+    {NULL, NULL, 0, 0, 0, NULL},
 };
-enum { NPASSES = sizeof pass_table / sizeof *pass_table };
+enum { NPASSES = sizeof pass_table / sizeof *pass_table - 1 };
+
+const char *pass_fact_name(unsigned fact) {
+    switch (fact) {
+    case GF_WEIGHTS: return "bound weights";
+    case GF_EPILOGUES: return "fused epilogues";
+    case GF_INPLACE: return "in-place nodes";
+    case GF_SLICES: return "concat slices";
+    default: return "?";
+    }
+}
+
+unsigned pass_graph_facts(const Graph *g) {
+    unsigned f = GF_WEIGHTS;
+    for (int i = 0; i < g->tensors.len; i++) {
+        const Tensor *t = ir_tensor(g, i);
+        if (t->kind == TK_WEIGHT && !t->data) f &= ~(unsigned)GF_WEIGHTS;
+        if (t->alias >= 0) f |= GF_SLICES;
+    }
+    for (int i = 0; i < g->nodes.len; i++) {
+        const Node *n = ir_node(g, i);
+        if (n->dead) continue;
+        if (n->nepi) f |= GF_EPILOGUES;
+        if (n->inplace) f |= GF_INPLACE;
+    }
+    return f;
+}
 
 /* -O0 runs nothing; -O1 the local rewrites; -O2 and -O3 everything (split3x3 exact by default). */
 static const char *const levels[4] = {
@@ -34,11 +67,12 @@ const char *const *pass_names(void) {
 
 const char *pass_level_list(int level) { return levels[level < 0 ? 0 : level > 3 ? 3 : level]; }
 
-static int find_pass(const char *name, size_t len) {
-    for (int i = 0; i < NPASSES; i++)
-        if (strlen(pass_table[i].name) == len && !strncmp(pass_table[i].name, name, len)) return i;
+static int find_in(const PassInfo *table, const char *name, size_t len) {
+    for (int i = 0; table[i].name; i++)
+        if (strlen(table[i].name) == len && !strncmp(table[i].name, name, len)) return i;
     return -1;
 }
+static int find_pass(const char *name, size_t len) { return find_in(pass_table, name, len); }
 
 static void unknown_pass(Diags *d, const char *flag, const char *name, size_t len) {
     char buf[128];
@@ -49,8 +83,69 @@ static void unknown_pass(Diags *d, const char *flag, const char *name, size_t le
         int dist = util_edit_distance(buf, pass_table[i].name);
         if (dist < bestd) bestd = dist, best = pass_table[i].name;
     }
-    if (best) diag_error(d, (SrcLoc){0}, "%s: unknown pass '%s' (did you mean '%s'?)", flag, buf, best);
-    else diag_error(d, (SrcLoc){0}, "%s: unknown pass '%s' (passes: fold-bn, split3x3, fuse-act, inplace, concat-elim)", flag, buf);
+    if (best) {
+        diag_error(d, (SrcLoc){0}, "%s: unknown pass '%s' (did you mean '%s'?)", flag, buf, best);
+        return;
+    }
+    char all[256] = "";
+    for (int i = 0; i < NPASSES; i++)
+        snprintf(all + strlen(all), sizeof all - strlen(all), "%s%s", i ? ", " : "", pass_table[i].name);
+    diag_error(d, (SrcLoc){0}, "%s: unknown pass '%s' (passes: %s)", flag, buf, all);
+}
+
+static bool is_disabled(const PassOptions *o, const char *name) {
+    for (int i = 0; i < o->ndisabled; i++)
+        if (!strcmp(o->disabled[i], name)) return true;
+    return false;
+}
+
+/* The list that will run: --passes (or the level's), without the --disable-pass names. */
+static void effective_list(const PassOptions *o, char *buf, size_t cap) {
+    const char *list = o->list ? o->list : pass_level_list(o->opt_level);
+    buf[0] = 0;
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        int k = len ? find_pass(p, len) : -1;
+        p += len + (e ? 1 : 0);
+        if (k < 0 || is_disabled(o, pass_table[k].name)) continue;
+        size_t used = strlen(buf);
+        snprintf(buf + used, cap - used, "%s%s", used ? "," : "", pass_table[k].name);
+    }
+}
+
+/* Walk the list as the graph's facts would evolve, assuming each pass makes every fact it may
+ * establish: a refusal here means some graph would meet a pass that cannot handle it. */
+bool passes_check_order(const PassInfo *table, const char *list, Diags *d) {
+    if (!table) table = pass_table;
+    unsigned facts = GF_WEIGHTS;
+    const char *maker[GF_COUNT] = {0};
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        int k = len ? find_in(table, p, len) : -1;
+        p += len + (e ? 1 : 0);
+        if (k < 0) continue;
+        const PassInfo *pi = &table[k];
+        unsigned bad = facts & ~(pi->handles | GF_BENIGN), missing = pi->requires & ~facts;
+        for (int f = 0; f < GF_COUNT; f++) {
+            if (bad & (1u << f)) {
+                diag_error(d, (SrcLoc){0}, "--passes: %s after %s is not supported: %s cannot handle %s (made by %s)",
+                           pi->name, maker[f] ? maker[f] : "lowering", pi->name, pass_fact_name(1u << f),
+                           maker[f] ? maker[f] : "lowering");
+                return false;
+            }
+            if (missing & (1u << f)) {
+                diag_error(d, (SrcLoc){0}, "--passes: %s is not supported here: it needs %s, which no pass before it makes",
+                           pi->name, pass_fact_name(1u << f));
+                return false;
+            }
+        }
+        for (int f = 0; f < GF_COUNT; f++)
+            if ((pi->establishes & (1u << f)) && !(facts & (1u << f))) maker[f] = pi->name;
+        facts |= pi->establishes;
+    }
+    return true;
 }
 
 bool passes_validate(const PassOptions *o, Diags *d) {
@@ -71,6 +166,11 @@ bool passes_validate(const PassOptions *o, Diags *d) {
         unknown_pass(d, "--print-ir-after", o->print_after, strlen(o->print_after));
     if (o->split_tol < 0 || o->split_tol >= 1)
         diag_error(d, (SrcLoc){0}, "--split-tol=%g: must be in [0, 1)", o->split_tol);
+    if (d->nerrors == errors) {
+        char list[1024];
+        effective_list(o, list, sizeof list);
+        passes_check_order(pass_table, list, d);
+    }
     return d->nerrors == errors;
 }
 
@@ -98,31 +198,50 @@ static double now_ms(void) {
 }
 
 bool passes_run(Graph *g, const PassOptions *o, Diags *d, FILE *report) {
-    const char *list = o->list ? o->list : pass_level_list(o->opt_level);
+    char list[1024];
+    effective_list(o, list, sizeof list);
     PassCtx c = {.d = d, .split_tol = o->split_tol, .budget = o->pass_limit, .stats = o->stats ? report : NULL};
     if (o->print_after && (!strcmp(o->print_after, "all") || !strcmp(o->print_after, "lower"))) {
         fprintf(report, "; IR after lower\n");
         ir_print(g, report);
     }
     double total = 0;
+    int ran[NPASSES] = {0};
     for (const char *p = list; *p;) {
         const char *e = strchr(p, ',');
         size_t len = e ? (size_t)(e - p) : strlen(p);
         int k = len ? find_pass(p, len) : -1;
         p += len + (e ? 1 : 0);
         if (k < 0) continue;
-        bool disabled = false;
-        for (int i = 0; i < o->ndisabled; i++) disabled |= !strcmp(o->disabled[i], pass_table[k].name);
-        if (disabled) continue;
-        c.pass = pass_table[k].name;
+        const PassInfo *pi = &pass_table[k];
+        c.pass = pi->name;
+        c.repeat = ran[k]++ > 0;
+        /* the contract, on the graph as it is (passes_validate checked the list; a graph that
+           arrives with facts of its own is refused here) */
+        unsigned facts = pass_graph_facts(g);
+        unsigned bad = (facts & ~(pi->handles | GF_BENIGN)) | (pi->requires & ~facts);
+        if (bad) {
+            for (int f = 0; f < GF_COUNT; f++)
+                if (bad & (1u << f))
+                    diag_error(d, (SrcLoc){0}, "--passes: %s cannot run on this graph: %s %s", pi->name,
+                               facts & (1u << f) ? "it cannot handle" : "it needs", pass_fact_name(1u << f));
+            return false;
+        }
         int64_t before = c.rewrites;
         double t0 = now_ms();
-        bool changed = pass_table[k].fn(g, &c);
+        bool changed = pi->fn(g, &c);
         double ms = now_ms() - t0;
         total += ms;
         if (changed) ir_compact(g);
         if (o->time_passes)
             fprintf(report, "time: %-12s %8.2f ms  (%lld rewrites)\n", c.pass, ms, (long long)(c.rewrites - before));
+        unsigned gained = pass_graph_facts(g) & ~facts & ~pi->establishes;
+        for (int f = 0; f < GF_COUNT; f++)
+            if (gained & (1u << f)) {
+                diag_error(d, (SrcLoc){0}, "internal error (a bug in netc): pass '%s' made %s, which its contract does not establish",
+                           c.pass, pass_fact_name(1u << f));
+                return false;
+            }
         if (o->verify && !ir_verify(g, d, true)) {
             diag_error(d, (SrcLoc){0}, "internal error (a bug in netc): the graph is broken after pass '%s'", c.pass);
             return false;

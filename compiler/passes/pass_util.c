@@ -40,6 +40,14 @@ void pass_replace_uses(Graph *g, int from, int to) {
         if (g->outputs[i] == from) g->outputs[i] = to;
 }
 
+void pass_move_slice(Graph *g, int from, int to) {
+    Tensor *f = ir_tensor(g, from), *t = ir_tensor(g, to);
+    if (f->alias < 0) return;
+    NETC_ASSERT(t->alias < 0 && !(t->producer >= 0 && ir_node(g, t->producer)->inplace));
+    t->alias = f->alias, t->alias_axis = f->alias_axis, t->alias_offset = f->alias_offset;
+    f->alias = -1;
+}
+
 void pass_set_weight(Tensor *t, float *data) {
     free(t->data);
     t->data = data;

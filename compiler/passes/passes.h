@@ -18,10 +18,47 @@ typedef struct PassCtx {
     int64_t rewrites;  /* rewrites applied so far */
     FILE *stats;       /* --stats: per-pass lines go here; NULL: none */
     const char *pass;  /* the pass running now */
+    bool repeat;       /* it ran before in this pipeline (warnings are not repeated) */
 } PassCtx;
 
 /* Every pass: returns true when it changed the graph. */
 typedef bool (*PassFn)(Graph *g, PassCtx *c);
+
+/* Facts about a graph that passes create, and that a later pass must know how to handle. They
+ * are read off the graph itself (pass_graph_facts), never tracked by hand. */
+enum {
+    GF_WEIGHTS = 1 << 0,   /* every weight tensor has its values bound */
+    GF_EPILOGUES = 1 << 1, /* nodes carry fused epilogues (Node.epi: activations, residual adds) */
+    GF_INPLACE = 1 << 2,   /* nodes write over their input (Node.inplace) */
+    GF_SLICES = 1 << 3,    /* tensors are stored as slices of a concat's output (Tensor.alias) */
+    GF_COUNT = 4,
+    GF_BENIGN = GF_WEIGHTS /* facts every pass copes with: never a reason to refuse */
+};
+
+/* A pass's contract, as data (QBE's requires / maintains / breaks, made executable). The pass
+ * manager refuses a --passes list before anything runs when a pass would meet a fact it does
+ * not list in `handles`, or miss one it `requires`; after each pass it checks that the graph
+ * gained no fact the pass does not `establish`. A new pass that handles nothing is therefore
+ * refused after fuse-act, inplace or concat-elim until it says it copes with their output. */
+typedef struct PassInfo {
+    const char *name;
+    PassFn fn;
+    unsigned requires;    /* GF_* that must hold before it runs */
+    unsigned handles;     /* GF_* it rewrites correctly when present (others: refused) */
+    unsigned establishes; /* GF_* it may create */
+    const char *what;     /* one line for help and the README */
+} PassInfo;
+
+/* The pass table (pass_manager.c), NULL-name terminated. */
+extern const PassInfo pass_table[];
+/* The name of a fact, for messages ("fused epilogues"). */
+const char *pass_fact_name(unsigned fact);
+/* The facts a graph has now. */
+unsigned pass_graph_facts(const Graph *g);
+/* Check a comma-separated list against the contracts of `table` (NULL: pass_table), starting
+ * from a freshly lowered graph (GF_WEIGHTS only). Reports the first conflict as
+ * "--passes: B after A is not supported: B cannot handle <fact> (made by A)"; true when none. */
+bool passes_check_order(const PassInfo *table, const char *list, Diags *d);
 
 bool pass_fold_bn(Graph *g, PassCtx *c);
 bool pass_split3x3(Graph *g, PassCtx *c);
@@ -65,6 +102,9 @@ bool pass_is_graph_output(const Graph *g, int t);
 bool pass_is_graph_input(const Graph *g, int t);
 /* Point every reader of `from` (inputs, residuals, graph outputs) at `to`. */
 void pass_replace_uses(Graph *g, int from, int to);
+/* `to` replaces `from` (whose producer goes away): if `from` is stored as a concat slice,
+ * `to` takes the slice over (`to` must be no slice and no in-place output). */
+void pass_move_slice(Graph *g, int from, int to);
 /* Give a weight tensor fresh data (heap, owned by the graph). */
 void pass_set_weight(Tensor *t, float *data);
 

@@ -14,7 +14,10 @@
  * columns decides from ‖M‖² − ‖QᵀM‖² whether rank r_be suffices before any SVD, so a full-rank
  * layer is declined after two matrix products and a QR.
  * Depthwise 3×3 (groups = C = O) splits into depthwise 1×3 and 3×1 only when every channel's
- * kernel is rank 1 within the tolerance; other grouped convolutions are declined.
+ * kernel is rank 1 within the tolerance, each channel measured against its own norm (a weak
+ * channel must not hide behind strong ones); other grouped convolutions are declined.
+ * Handles what earlier passes leave: the conv's fused epilogue moves to the 3×1 conv, its concat
+ * slice to the 3×1's output.
  * Guarantees: outputs unchanged up to the tolerance. Invalidates: the node list (two nodes
  * replace one). */
 #include <cblas.h>
@@ -76,6 +79,10 @@ static void replace_with_pair(Graph *g, PassCtx *c, Node *n, int pos, const Geo 
         memcpy(nb, bias->data, (size_t)q->co * sizeof *nb);
         pass_set_weight(ir_weight(g, b, "bias"), nb);
     }
+    /* what earlier passes attached to n's output goes with it: the epilogue runs after the 3x1 */
+    memcpy(b->epi, n->epi, sizeof b->epi);
+    b->nepi = n->nepi;
+    pass_move_slice(g, n->out, b->out);
     pass_replace_uses(g, n->out, b->out);
     n->dead = true;
     /* move a and b (appended at the end) to n's place in the schedule */
@@ -259,8 +266,8 @@ static bool split_dense(Graph *g, PassCtx *c, Node *n, int pos, const Geo *q, in
     return true;
 }
 
-/* Depthwise: each channel's 3×3 kernel must be rank 1 (σ2² + σ3² summed over channels within the
- * tolerance of the whole weight's norm). */
+/* Depthwise: each channel's 3×3 kernel must be rank 1 within the tolerance of its own norm,
+ * √(σ2² + σ3²) / ‖K_c‖ ≤ tol for every channel c (a zero kernel is rank 0: exact). */
 static bool split_depthwise(Graph *g, PassCtx *c, Node *n, int pos, const Geo *q, int *splits) {
     double ratio = mac_ratio(q, 1, true);
     if (ratio >= 1) {
@@ -271,20 +278,23 @@ static bool split_depthwise(Graph *g, PassCtx *c, Node *n, int pos, const Geo *q
     const float *W = ir_weight(g, n, "weight")->data;
     int64_t C = q->co;
     float *w1 = xmalloc((size_t)(C * 3) * sizeof *w1), *w2 = xmalloc((size_t)(C * 3) * sizeof *w2);
-    double norm2 = 0, tail2 = 0;
+    double err = 0; /* the worst channel's */
+    int64_t worst = 0;
     for (int64_t ch = 0; ch < C; ch++) {
-        double a[9], s[3], u[9], vt[9];
+        double a[9], s[3], u[9], vt[9], norm2 = 0;
         for (int k = 0; k < 9; k++) a[k] = W[ch * 9 + k], norm2 += a[k] * a[k];
-        if (LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'A', 3, 3, a, 3, s, u, 3, vt, 3) != 0) s[0] = s[1] = s[2] = 0;
-        tail2 += s[1] * s[1] + s[2] * s[2];
+        bool ok = LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'A', 3, 3, a, 3, s, u, 3, vt, 3) == 0;
+        if (!ok) s[0] = s[1] = s[2] = 0;
+        double e = !ok ? INFINITY : norm2 > 0 ? sqrt((s[1] * s[1] + s[2] * s[2]) / norm2) : 0;
+        if (e > err) err = e, worst = ch;
         for (int k = 0; k < 3; k++) {
             w1[ch * 3 + k] = (float)(sqrt(s[0]) * vt[k]);    /* 1×3: row of Vᵀ */
             w2[ch * 3 + k] = (float)(sqrt(s[0]) * u[k * 3]); /* 3×1: column of U */
         }
     }
-    double err = norm2 > 0 ? sqrt(tail2 / norm2) : 0;
-    if (norm2 == 0 || err > c->split_tol) {
-        pass_stat(c, "%s declined: depthwise kernels are not all rank 1 (rel.err of rank 1: %.1e)", n->name, err);
+    if (err > c->split_tol) {
+        pass_stat(c, "%s declined: depthwise kernels are not all rank 1 (channel %lld: rel.err of rank 1 %.1e)", n->name,
+                  (long long)worst, err);
         free(w1), free(w2);
         return false;
     }
@@ -302,7 +312,7 @@ bool pass_split3x3(Graph *g, PassCtx *c) {
     int splits = 0, seen = 0;
     for (int i = 0; i < g->nodes.len; i++) {
         Node *n = ir_node(g, i);
-        if (n->dead || n->op != OP_CONV2D || n->nepi) continue;
+        if (n->dead || n->op != OP_CONV2D) continue;
         Geo q;
         geometry(g, n, &q);
         if (q.k[0] != 3 || q.k[1] != 3) continue;
