@@ -11,16 +11,15 @@
  * left it in the graph (fold-bn moves a batchnorm's epilogue onto the conv; every rewrite that
  * replaces a node hands its concat slice on to the replacement; inplace never overwrites or
  * produces a slice). */
-#define GF_ALL (GF_EPILOGUES | GF_INPLACE | GF_SLICES)
 const PassInfo pass_table[] = {
-    {"fold-bn", pass_fold_bn, GF_WEIGHTS, GF_ALL, 0,
+    {"fold-bn", pass_fold_bn, GF_WEIGHTS, GF_ANY, 0,
      "conv/linear + batchnorm -> conv/linear with folded weights"},
-    {"split3x3", pass_split3x3, GF_WEIGHTS, GF_ALL, 0,
+    {"split3x3", pass_split3x3, GF_WEIGHTS, GF_ANY, 0,
      "3x3 conv -> 1x3 then 3x1 where exact (or within --split-tol)"},
-    {"fuse-act", pass_fuse_act, 0, GF_ALL, GF_EPILOGUES,
+    {"fuse-act", pass_fuse_act, 0, GF_ANY, GF_EPILOGUES,
      "activations and residual adds into the producer's epilogue"},
-    {"inplace", pass_inplace, 0, GF_ALL, GF_INPLACE, "elementwise ops overwrite their input where safe"},
-    {"concat-elim", pass_concat_elim, 0, GF_ALL, GF_SLICES, "producers write straight into their concat slice"},
+    {"inplace", pass_inplace, 0, GF_ANY, GF_INPLACE, "elementwise ops overwrite their input where safe"},
+    {"concat-elim", pass_concat_elim, 0, GF_ANY, GF_SLICES, "producers write straight into their concat slice"},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 enum { NPASSES = sizeof pass_table / sizeof *pass_table - 1 };
@@ -72,7 +71,6 @@ static int find_in(const PassInfo *table, const char *name, size_t len) {
         if (strlen(table[i].name) == len && !strncmp(table[i].name, name, len)) return i;
     return -1;
 }
-static int find_pass(const char *name, size_t len) { return find_in(pass_table, name, len); }
 
 static void unknown_pass(Diags *d, const char *flag, const char *name, size_t len) {
     char buf[128];
@@ -101,16 +99,17 @@ static bool is_disabled(const PassOptions *o, const char *name) {
 
 /* The list that will run: --passes (or the level's), without the --disable-pass names. */
 static void effective_list(const PassOptions *o, char *buf, size_t cap) {
+    const PassInfo *table = o->table ? o->table : pass_table;
     const char *list = o->list ? o->list : pass_level_list(o->opt_level);
     buf[0] = 0;
     for (const char *p = list; *p;) {
         const char *e = strchr(p, ',');
         size_t len = e ? (size_t)(e - p) : strlen(p);
-        int k = len ? find_pass(p, len) : -1;
+        int k = len ? find_in(table, p, len) : -1;
         p += len + (e ? 1 : 0);
-        if (k < 0 || is_disabled(o, pass_table[k].name)) continue;
+        if (k < 0 || is_disabled(o, table[k].name)) continue;
         size_t used = strlen(buf);
-        snprintf(buf + used, cap - used, "%s%s", used ? "," : "", pass_table[k].name);
+        snprintf(buf + used, cap - used, "%s%s", used ? "," : "", table[k].name);
     }
 }
 
@@ -150,26 +149,27 @@ bool passes_check_order(const PassInfo *table, const char *list, Diags *d) {
 
 bool passes_validate(const PassOptions *o, Diags *d) {
     int errors = d->nerrors;
+    const PassInfo *table = o->table ? o->table : pass_table;
     if (o->list) {
         for (const char *p = o->list; *p;) {
             const char *e = strchr(p, ',');
             size_t len = e ? (size_t)(e - p) : strlen(p);
-            if (len && find_pass(p, len) < 0) unknown_pass(d, "--passes", p, len);
+            if (len && find_in(table, p, len) < 0) unknown_pass(d, "--passes", p, len);
             p += len + (e ? 1 : 0);
         }
     }
     for (int i = 0; i < o->ndisabled; i++)
-        if (find_pass(o->disabled[i], strlen(o->disabled[i])) < 0)
+        if (find_in(table, o->disabled[i], strlen(o->disabled[i])) < 0)
             unknown_pass(d, "--disable-pass", o->disabled[i], strlen(o->disabled[i]));
     if (o->print_after && strcmp(o->print_after, "all") && strcmp(o->print_after, "lower") &&
-        find_pass(o->print_after, strlen(o->print_after)) < 0)
+        find_in(table, o->print_after, strlen(o->print_after)) < 0)
         unknown_pass(d, "--print-ir-after", o->print_after, strlen(o->print_after));
     if (o->split_tol < 0 || o->split_tol >= 1)
         diag_error(d, (SrcLoc){0}, "--split-tol=%g: must be in [0, 1)", o->split_tol);
     if (d->nerrors == errors) {
         char list[1024];
         effective_list(o, list, sizeof list);
-        passes_check_order(pass_table, list, d);
+        passes_check_order(o->table, list, d);
     }
     return d->nerrors == errors;
 }
@@ -206,16 +206,17 @@ bool passes_run(Graph *g, const PassOptions *o, Diags *d, FILE *report) {
         ir_print(g, report);
     }
     double total = 0;
-    int ran[NPASSES] = {0};
+    const PassInfo *table = o->table ? o->table : pass_table;
+    int ran[64] = {0};
     for (const char *p = list; *p;) {
         const char *e = strchr(p, ',');
         size_t len = e ? (size_t)(e - p) : strlen(p);
-        int k = len ? find_pass(p, len) : -1;
+        int k = len ? find_in(table, p, len) : -1;
         p += len + (e ? 1 : 0);
         if (k < 0) continue;
-        const PassInfo *pi = &pass_table[k];
+        const PassInfo *pi = &table[k];
         c.pass = pi->name;
-        c.repeat = ran[k]++ > 0;
+        c.repeat = k < 64 && ran[k]++ > 0;
         /* the contract, on the graph as it is (passes_validate checked the list; a graph that
            arrives with facts of its own is refused here) */
         unsigned facts = pass_graph_facts(g);

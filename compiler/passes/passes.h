@@ -32,7 +32,8 @@ enum {
     GF_INPLACE = 1 << 2,   /* nodes write over their input (Node.inplace) */
     GF_SLICES = 1 << 3,    /* tensors are stored as slices of a concat's output (Tensor.alias) */
     GF_COUNT = 4,
-    GF_BENIGN = GF_WEIGHTS /* facts every pass copes with: never a reason to refuse */
+    GF_BENIGN = GF_WEIGHTS, /* facts every pass copes with: never a reason to refuse */
+    GF_ANY = GF_EPILOGUES | GF_INPLACE | GF_SLICES /* `handles` of a pass that copes with all */
 };
 
 /* A pass's contract, as data (QBE's requires / maintains / breaks, made executable). The pass
@@ -82,6 +83,7 @@ typedef struct PassOptions {
     int64_t pass_limit;       /* --pass-limit=N; < 0: none */
     double split_tol;         /* --split-tol */
     bool verify;              /* run the verifier after every pass (tests, debug builds) */
+    const PassInfo *table;    /* NULL: pass_table (tests and experiments bring their own) */
 } PassOptions;
 
 /* The names of the passes, in table order, NULL-terminated (for help and validation). */

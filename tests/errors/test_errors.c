@@ -12,8 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "frontend.h"
+#include "testutil.h"
 #include "util.h"
 
 typedef struct Lines {
@@ -114,7 +116,14 @@ static int check_case(const char *path) {
             failures++;
         }
     }
-    for (int j = 0; j < got.len; j++) got_errors += is_error_line(got.items[j]);
+    for (int j = 0; j < got.len; j++) {
+        got_errors += is_error_line(got.items[j]);
+        /* every diagnostic about the file names it */
+        if (is_error_line(got.items[j]) && strncmp(got.items[j], path, strlen(path)) != 0) {
+            cr_log_error("%s: an error that does not name the file:\n  %s", path, got.items[j]);
+            failures++;
+        }
+    }
     if (got_errors != want_errors) {
         cr_log_error("%s: %d errors reported, %d expected", path, got_errors, want_errors);
         failures++;
@@ -160,4 +169,27 @@ Test(errors, other_cases) {
     int failures = run_cases(false, &n);
     cr_assert_gt(n, 0, "no lowering cases found");
     cr_assert_eq(failures, 0, "%d failed checks in %d cases (see the log)", failures, n);
+}
+
+/* A file with nothing in it at all carries no expectations of its own. */
+Test(errors, an_empty_file_is_named_in_its_error) {
+    char dir[256], path[320];
+    cr_assert(tu_mkdtemp(dir, sizeof dir, "netc-empty"));
+    snprintf(path, sizeof path, "%s/empty.net", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fclose(f);
+    FrontendOptions opts = {.seed = 1, .quiet = true};
+    Diags d;
+    diags_init(&d);
+    Graph *g = frontend_load(path, &opts, &d);
+    char *out = diags_to_string(&d);
+    char want[400];
+    snprintf(want, sizeof want, "%s: error: the file has no 'output' statement\n", path);
+    cr_expect_null(g);
+    cr_expect_str_eq(out, want);
+    free(out);
+    diags_free(&d);
+    remove(path);
+    rmdir(dir);
 }
