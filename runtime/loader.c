@@ -3,6 +3,7 @@
 #include "netrt.h"
 
 #include <dlfcn.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -17,7 +18,20 @@
 struct netrt_model {
     void *handle; /* NULL for netrt_open_desc */
     const netrt_model_desc *desc;
+    const netrt_variant *variant; /* the one netrt_run calls */
 };
+
+/* The layout generated code builds (cg_module.c builds the same fields in this order). */
+_Static_assert(offsetof(netrt_model_desc, name) == 8 && offsetof(netrt_model_desc, ninputs) == 16 &&
+                   offsetof(netrt_model_desc, inputs) == 24 && offsetof(netrt_model_desc, workspace_size) == 40 &&
+                   offsetof(netrt_model_desc, arch) == 56 && offsetof(netrt_model_desc, nvariants) == 64 &&
+                   offsetof(netrt_model_desc, variants) == 72 && sizeof(netrt_model_desc) == 80,
+               "netrt_model_desc layout");
+_Static_assert(offsetof(netrt_variant, features) == 8 && offsetof(netrt_variant, required) == 16 &&
+                   offsetof(netrt_variant, run) == 24 && sizeof(netrt_variant) == 32,
+               "netrt_variant layout");
+_Static_assert(offsetof(netrt_tensor_info, shape) == 16 && sizeof(netrt_tensor_info) == 16 + 8 * NETRT_MAX_RANK,
+               "netrt_tensor_info layout");
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void seterr(char *err, size_t errlen, const char *fmt, ...) {
@@ -87,8 +101,18 @@ static bool check_desc(const netrt_model_desc *d, const char *who, char *err, si
         seterr(err, errlen, "%s: malformed model descriptor: no model name", who);
         return false;
     }
-    if (!d->run) {
-        seterr(err, errlen, "%s: malformed model descriptor: no entry point", who);
+    if (d->nvariants < 1 || d->nvariants > 64 || !d->variants) {
+        seterr(err, errlen, "%s: malformed model descriptor: %d variants", who, d->nvariants);
+        return false;
+    }
+    for (int32_t i = 0; i < d->nvariants; i++)
+        if (!d->variants[i].run || !d->variants[i].cpu || !d->variants[i].features) {
+            seterr(err, errlen, "%s: malformed model descriptor: variant %d has no entry point or names", who, i);
+            return false;
+        }
+    if (!d->arch || strcmp(d->arch, netrt_arch())) {
+        seterr(err, errlen, "%s was compiled for %s; this machine is %s (rebuild with netc --target=...)", who,
+               d->arch ? d->arch : "an unknown architecture", netrt_arch());
         return false;
     }
     if (d->noutputs < 1) {
@@ -113,6 +137,46 @@ static bool check_desc(const netrt_model_desc *d, const char *who, char *err, si
     return true;
 }
 
+/* "avx512f, avx512bw" */
+static void list_str(uint64_t mask, char *buf, size_t len) {
+    size_t n = 0;
+    buf[0] = 0;
+    for (int i = 0; i < 64; i++) {
+        const char *name = netrt_cpu_feature_name(i);
+        if (mask >> i & 1 && n < len)
+            n += (size_t)(name ? snprintf(buf + n, len - n, "%s%s", n ? ", " : "", name)
+                               : snprintf(buf + n, len - n, "%sfeature #%d", n ? ", " : "", i));
+    }
+}
+
+/* The first variant (they come best first) whose features this CPU has; NULL with a message
+ * naming what the best-placed variant lacks, what the CPU has, and what to rebuild with. */
+static const netrt_variant *pick_variant(const netrt_model_desc *d, const char *who, char *err, size_t errlen) {
+    uint64_t have = netrt_cpu_features();
+    for (int32_t i = 0; i < d->nvariants; i++)
+        if ((d->variants[i].required & ~have) == 0) return &d->variants[i];
+    /* the variant needing the fewest features the CPU lacks */
+    const netrt_variant *v = &d->variants[0];
+    for (int32_t i = 1; i < d->nvariants; i++)
+        if (__builtin_popcountll(d->variants[i].required & ~have) < __builtin_popcountll(v->required & ~have))
+            v = &d->variants[i];
+    char need[640], got[640];
+    list_str(v->required & ~have, need, sizeof need);
+    /* what the CPU has, of the features that set the vector ISA */
+    uint64_t shown = 0;
+    static const char *const headline[] = {"sse4.2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512dq",
+                                           "avx512vl", NULL};
+    for (int k = 0; headline[k]; k++) shown |= 1ull << netrt_cpu_feature_bit(headline[k]);
+    list_str(have & shown, got, sizeof got);
+    int level = netrt_cpu_level(have);
+    char fix[96] = "";
+    if (level >= 2) snprintf(fix, sizeof fix, ": rebuild with --cpu=x86-64-v%d (or --cpu=native on this machine)", level);
+    else if (level == 1) snprintf(fix, sizeof fix, ": rebuild with --cpu=x86-64");
+    seterr(err, errlen, "%s needs %s (compiled for --cpu=%s); this CPU has %s%s", who, need, v->cpu,
+           got[0] ? got : "none of avx, avx2, avx512f", fix);
+    return NULL;
+}
+
 static netrt_model *wrap(void *handle, const netrt_model_desc *desc, char *err, size_t errlen) {
     netrt_model *m = malloc(sizeof *m);
     if (!m) {
@@ -122,6 +186,7 @@ static netrt_model *wrap(void *handle, const netrt_model_desc *desc, char *err, 
     }
     m->handle = handle;
     m->desc = desc;
+    m->variant = NULL;
     return m;
 }
 
@@ -161,11 +226,14 @@ netrt_model *netrt_open(const char *path, char *err, size_t errlen) {
         dlclose(h);
         return NULL;
     }
-    if (!check_desc(d, who, err, errlen)) {
+    const netrt_variant *v = check_desc(d, who, err, errlen) ? pick_variant(d, who, err, errlen) : NULL;
+    if (!v) {
         dlclose(h);
         return NULL;
     }
-    return wrap(h, d, err, errlen);
+    netrt_model *m = wrap(h, d, err, errlen);
+    if (m) m->variant = v;
+    return m;
 }
 
 netrt_model *netrt_open_desc(const netrt_model_desc *desc, char *err, size_t errlen) {
@@ -179,8 +247,11 @@ netrt_model *netrt_open_desc(const netrt_model_desc *desc, char *err, size_t err
         snprintf(who, sizeof who, "model '%.256s'", desc->name);
     else
         snprintf(who, sizeof who, "the model descriptor");
-    if (!check_desc(desc, who, err, errlen)) return NULL;
-    return wrap(NULL, desc, err, errlen);
+    const netrt_variant *v = check_desc(desc, who, err, errlen) ? pick_variant(desc, who, err, errlen) : NULL;
+    if (!v) return NULL;
+    netrt_model *m = wrap(NULL, desc, err, errlen);
+    if (m) m->variant = v;
+    return m;
 }
 
 void netrt_close(netrt_model *m) {
@@ -190,6 +261,7 @@ void netrt_close(netrt_model *m) {
 }
 
 const netrt_model_desc *netrt_desc(const netrt_model *m) { return m ? m->desc : NULL; }
+const netrt_variant *netrt_variant_selected(const netrt_model *m) { return m ? m->variant : NULL; }
 int netrt_num_inputs(const netrt_model *m) { return m ? m->desc->ninputs : 0; }
 int netrt_num_outputs(const netrt_model *m) { return m ? m->desc->noutputs : 0; }
 
@@ -254,7 +326,7 @@ netrt_status netrt_run(const netrt_model *m, const float *const *inputs, float *
             if (overlaps(outputs[i], bytes, outputs[j], netrt_tensor_count(&d->outputs[j]) * sizeof(float)))
                 return NETRT_ERR_ARG;
     }
-    return d->run(inputs, outputs, workspace, pool) == 0 ? NETRT_OK : NETRT_ERR_RUN;
+    return m->variant->run(inputs, outputs, workspace, pool) == 0 ? NETRT_OK : NETRT_ERR_RUN;
 }
 
 const char *netrt_status_str(netrt_status s) {
@@ -266,6 +338,7 @@ const char *netrt_status_str(netrt_status s) {
     case NETRT_ERR_ARG: return "bad argument (NULL, misaligned or overlapping buffer)";
     case NETRT_ERR_NOMEM: return "out of memory";
     case NETRT_ERR_RUN: return "the model's entry point reported an error";
+    case NETRT_ERR_CPU: return "the CPU lacks features the model needs";
     }
     return "unknown status";
 }

@@ -28,7 +28,7 @@
 extern "C" {
 #endif
 
-#define NETRT_ABI_VERSION 1
+#define NETRT_ABI_VERSION 2
 #define NETRT_MAX_RANK 8
 #define NETRT_DESCRIPTOR_SYMBOL "netrt_model_descriptor"
 
@@ -52,7 +52,40 @@ netrt_pool *netrt_pool_create(int nthreads);
 int netrt_pool_threads(const netrt_pool *pool); /* 1 for NULL */
 void netrt_pool_destroy(netrt_pool *pool);
 
+/* ---- the CPU ---------------------------------------------------------------------------- */
+
+/* x86 features as bits of a mask: bit i is netrt_cpu_feature_name(i), LLVM's name for it
+ * ("avx2", "fma", "avx512f", ...). A model records the features its code needs; the loader
+ * refuses it on a CPU without them, with a message, instead of letting it die of SIGILL. */
+const char *netrt_cpu_feature_name(int bit); /* NULL past the last feature */
+int netrt_cpu_feature_bit(const char *name); /* -1 when unknown */
+/* The features of the running CPU that the OS also enables (xgetbv), detected once.
+ * NETRT_CPU_FEATURES="x86-64-v3" (or a list: "avx2,fma,...") hides the others, to see how a
+ * smaller CPU would treat a model; it never adds one. 0 on other architectures. */
+uint64_t netrt_cpu_features(void);
+/* The features of x86-64 level 1..4 (x86-64, x86-64-v2, -v3, -v4); the highest level a mask
+ * covers (0: not even x86-64). */
+uint64_t netrt_cpu_level_features(int level);
+int netrt_cpu_level(uint64_t have);
+/* "avx2,fma" into buf (truncated to len); returns the length it needed. */
+size_t netrt_cpu_features_str(uint64_t mask, char *buf, size_t len);
+/* A list of names and levels into a mask; *bad (if not NULL) points at the first unknown name. */
+uint64_t netrt_cpu_parse_features(const char *list, const char **bad);
+/* "x86_64", "aarch64": the architecture this runtime was built for. */
+const char *netrt_arch(void);
+
 /* ---- the descriptor a compiled model exports ------------------------------------------- */
+
+/* inputs[i]/outputs[i]: caller buffers in NCHW order, not overlapping the workspace. Returns 0. */
+typedef int (*netrt_run_fn)(const float *const *inputs, float *const *outputs, void *workspace, netrt_pool *pool);
+
+/* One compilation of the model's kernels for one CPU. */
+typedef struct netrt_variant {
+    const char *cpu;      /* what it was compiled for: "x86-64-v3", "znver3", "generic" */
+    const char *features; /* the CPU features it needs, "avx2,fma,...": for messages */
+    uint64_t required;    /* the same, as netrt_cpu_feature_name bits */
+    netrt_run_fn run;
+} netrt_variant;
 
 typedef struct netrt_tensor_info {
     const char *name;
@@ -68,9 +101,9 @@ typedef struct netrt_model_desc {
     const netrt_tensor_info *inputs, *outputs;
     uint64_t workspace_size;  /* bytes */
     uint64_t workspace_align; /* 64 */
-    /* inputs[i]/outputs[i]: caller buffers in NCHW order, not overlapping the workspace.
-     * Returns 0. */
-    int (*run)(const float *const *inputs, float *const *outputs, void *workspace, netrt_pool *pool);
+    const char *arch;         /* "x86_64", "aarch64": what the code runs on */
+    int32_t nvariants;        /* >= 1, best first: the loader runs the first the CPU supports */
+    const netrt_variant *variants;
 } netrt_model_desc;
 
 /* ---- the loader ------------------------------------------------------------------------- */
@@ -82,14 +115,17 @@ typedef enum netrt_status {
     NETRT_ERR_ABI = 3,      /* ABI version mismatch */
     NETRT_ERR_ARG = 4,      /* bad argument (index, NULL buffer) */
     NETRT_ERR_NOMEM = 5,
-    NETRT_ERR_RUN = 6       /* the model's run returned non-zero */
+    NETRT_ERR_RUN = 6,      /* the model's run returned non-zero */
+    NETRT_ERR_CPU = 7       /* the CPU lacks features the model's code needs */
 } netrt_status;
 
 typedef struct netrt_model netrt_model;
 
 /* NULL on failure, with a message in err (which may be NULL): dlopen's own text for a file that
  * is not a loadable shared object, "'x.so' is not a netc model (...)", an ABI mismatch naming both
- * versions, or what is malformed in the descriptor. A path without '/' means the working
+ * versions, what is malformed in the descriptor, or the CPU features the model needs and this CPU
+ * lacks ("'r.so' needs avx512f, avx512bw; this CPU has avx2, fma: rebuild with ..."). The variant
+ * to run is chosen here, once: the first (best) one whose features the CPU has. A path without '/' means the working
  * directory (as "./path"), not the library search path. The descriptor is checked once here:
  * counts, names (unique), ranks <= NETRT_MAX_RANK, dimensions >= 1, alignment, entry point. */
 netrt_model *netrt_open(const char *path, char *err, size_t errlen);
@@ -97,6 +133,8 @@ netrt_model *netrt_open(const char *path, char *err, size_t errlen);
 netrt_model *netrt_open_desc(const netrt_model_desc *desc, char *err, size_t errlen);
 void netrt_close(netrt_model *m);
 const netrt_model_desc *netrt_desc(const netrt_model *m);
+/* The variant netrt_run calls (chosen at open). */
+const netrt_variant *netrt_variant_selected(const netrt_model *m);
 int netrt_num_inputs(const netrt_model *m);
 int netrt_num_outputs(const netrt_model *m);
 const netrt_tensor_info *netrt_input(const netrt_model *m, int i);

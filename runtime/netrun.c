@@ -376,6 +376,12 @@ int main(int argc, char **argv) {
         printf("{\"model\": ");
         json_string(stdout, d->name);
         printf(", \"threads\": %d", threads);
+        const netrt_variant *v = netrt_variant_selected(m);
+        printf(", \"variant\": {\"cpu\": ");
+        json_string(stdout, v->cpu);
+        printf(", \"features\": ");
+        json_string(stdout, v->features);
+        printf(", \"of\": %d}", d->nvariants);
         if (o.bench) {
             printf(", \"runs\": %ld, \"warmup\": %ld, \"latency_ms\": {\"median\": ", o.bench, warmup);
             json_number(stdout, med);

@@ -49,9 +49,14 @@ typedef struct Cg {
     Plan plan;
     CgView *views; /* by tensor id: where kernels read/write it */
     /* target facts */
-    int vw;               /* floats per vector register: 16 (AVX-512), 8 (AVX2), 4 */
+    int vw;               /* floats per vector register: 16 (AVX-512), 8 (AVX), 4 */
+    int vregs;            /* vector registers: 32 (AVX-512, aarch64), 16 (other x86) */
+    bool fma;             /* fused multiply-add in hardware (else llvm.fmuladd: mul + add) */
     bool x86;             /* libmvec exists (glibc x86_64) */
-    bool avx512, avx2;
+    bool avx512, avx2;    /* AVX-512F; AVX2 with FMA (libmvec's _ZGVeN16v_ / _ZGVdN8v_ forms) */
+    uint64_t features;    /* what the code may use (netrt_cpu_feature_name bits), probed from LLVM */
+    char features_str[512];
+    char cpu_name[64];    /* the --cpu asked for ("x86-64-v3"), or the host's name for native */
     bool cross;           /* not the host's triple */
     int opt_level;
     PtrVec weight_globals; /* every weight blob, so --emit=ll can elide their contents */
@@ -68,6 +73,14 @@ typedef struct Cg {
     int kernel_count;
     const Node *node; /* the node being generated, for error locations */
 } Cg;
+
+/* ---- the target (cg_target.c) ---------------------------------------------------------------- */
+struct CodegenOptions;
+/* The target machine for --target/--cpu/--mattr, and the facts above from what LLVM says it may
+ * use; false after an error naming the flag. */
+bool cg_target_init(Cg *cg, const struct CodegenOptions *o, Diags *d);
+/* "x86_64", "aarch64" (netrt_arch's names) */
+const char *cg_arch(const Cg *cg);
 
 /* ---- views ----------------------------------------------------------------------------- */
 /* Row-major (NCHW) strides for a shape. */
@@ -120,7 +133,9 @@ LLVMValueRef cg_mask_rt(Cg *cg, LLVMValueRef nvalid);                 /* runtime
 LLVMValueRef cg_vload_masked(Cg *cg, LLVMValueRef ptr, LLVMValueRef mask); /* 0 in masked-off lanes */
 void cg_vstore_masked(Cg *cg, LLVMValueRef v, LLVMValueRef ptr, LLVMValueRef mask);
 LLVMValueRef cg_fma(Cg *cg, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c); /* a*b+c, any float type */
-LLVMValueRef cg_fmax(Cg *cg, LLVMValueRef a, LLVMValueRef b); /* maxnum */
+/* max / min keeping a NaN of `a` and dropping one of `b` (PyTorch's clamp(a, b) semantics with
+ * the bound in b; one maxps/minps on x86): relu(NaN) = NaN, a max reduction skips NaNs. */
+LLVMValueRef cg_fmax(Cg *cg, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef cg_fmin(Cg *cg, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef cg_hsum(Cg *cg, LLVMValueRef v);                 /* horizontal add of a vector */
 LLVMValueRef cg_hmax(Cg *cg, LLVMValueRef v);

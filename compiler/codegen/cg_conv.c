@@ -78,7 +78,7 @@ static ConvOut conv_out(Cg *cg, const Node *n, int64_t O) {
 /* ---- register budget and tile shapes ----------------------------------------------------------- */
 
 /* Vector registers of the target: 32 with AVX-512 and on aarch64, 16 for AVX2/SSE. */
-static int vec_regs(const Cg *cg) { return cg->avx512 || strncmp(cg->triple, "x86_64", 6) ? 32 : 16; }
+static int vec_regs(const Cg *cg) { return cg->vregs; }
 
 /* The widest tile of K vectors: P·K accumulators, K weight vectors and one broadcast in
  * registers, within a budget of 28 accumulators on 32 registers (the measured sweet spot). */

@@ -116,7 +116,7 @@ bool cg_kernel_linear(Cg *cg, const Node *n) {
     l.O = l.out.shape[1];
     /* tile: up to 4 rows; as many vectors as the 28-register budget allows, fewer when that
      * leaves under 8 work items for the threads */
-    int budget = cg->avx512 || strncmp(cg->triple, "x86_64", 6) ? 28 : 12;
+    int budget = cg->vregs == 32 ? 28 : 12;
     l.R = (int)(l.rows < 4 ? l.rows : 4);
     if (l.R < 1) l.R = 1;
     l.nrt = ceil_div64(l.rows, l.R);

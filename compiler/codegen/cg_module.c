@@ -6,6 +6,7 @@
 #include <llvm-c/Target.h>
 #include <llvm-c/Transforms/PassBuilder.h>
 #include <spawn.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 
 #include "cg.h"
 #include "codegen.h"
+#include "netrt.h"
 
 extern char **environ;
 
@@ -23,121 +25,6 @@ static const KernelFn kernels[OP_COUNT] = {
 #include "../ops.def"
 #undef OP
 };
-
-/* ---- target ------------------------------------------------------------------------------- */
-
-static bool cpu_has_avx512(const char *cpu) {
-    static const char *names[] = {"skylake-avx512", "cascadelake", "cooperlake", "cannonlake", "icelake-client",
-                                  "icelake-server", "tigerlake", "sapphirerapids", "graniterapids",
-                                  "emeraldrapids", "rocketlake", "znver4", "znver5", "x86-64-v4", "knl", "knm"};
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-        if (!strcmp(cpu, names[i])) return true;
-    return false;
-}
-
-static bool cpu_has_avx2(const char *cpu) {
-    static const char *names[] = {"haswell", "broadwell", "skylake", "alderlake", "raptorlake", "meteorlake",
-                                  "znver1", "znver2", "znver3", "x86-64-v3", "arrowlake", "lunarlake"};
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-        if (!strcmp(cpu, names[i])) return true;
-    return cpu_has_avx512(cpu);
-}
-
-/* LLVM only warns about a CPU name it does not know, then may abort while compiling; the C API
- * cannot ask. So a child process compiles an empty function for the CPU, with stderr captured,
- * and the name is accepted only when LLVM said nothing and did not die. */
-static bool cpu_known(LLVMTargetRef target, const char *triple, const char *cpu) {
-    int fds[2];
-    if (pipe(fds) != 0) return true;
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(fds[0]), close(fds[1]);
-        return true;
-    }
-    if (pid == 0) {
-        dup2(fds[1], 2);
-        close(fds[0]);
-        LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, cpu, "", LLVMCodeGenLevelNone,
-                                                          LLVMRelocPIC, LLVMCodeModelDefault);
-        LLVMContextRef c = LLVMContextCreate();
-        LLVMModuleRef m = LLVMModuleCreateWithNameInContext("probe", c);
-        LLVMSetTarget(m, triple);
-        LLVMValueRef f = LLVMAddFunction(m, "probe", LLVMFunctionType(LLVMVoidTypeInContext(c), NULL, 0, 0));
-        LLVMBuilderRef b = LLVMCreateBuilderInContext(c);
-        LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(c, f, "entry"));
-        LLVMBuildRetVoid(b);
-        LLVMMemoryBufferRef out = NULL;
-        char *err = NULL;
-        _exit(tm && !LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMObjectFile, &err, &out) ? 0 : 1);
-    }
-    close(fds[1]);
-    char buf[256];
-    ssize_t got, total = 0;
-    while ((got = read(fds[0], buf, sizeof buf)) > 0) total += got;
-    close(fds[0]);
-    int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    return total == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
-static bool init_target(Cg *cg, const CodegenOptions *o, Diags *d) {
-    LLVMInitializeAllTargetInfos();
-    LLVMInitializeAllTargets();
-    LLVMInitializeAllTargetMCs();
-    LLVMInitializeAllAsmPrinters();
-    char *host = LLVMGetDefaultTargetTriple();
-    bool native_triple = !o->triple || !strcmp(o->triple, host);
-    cg->triple = native_triple ? host : LLVMNormalizeTargetTriple(o->triple);
-    if (!native_triple) LLVMDisposeMessage(host);
-    LLVMTargetRef target;
-    char *err = NULL;
-    if (LLVMGetTargetFromTriple(cg->triple, &target, &err)) {
-        diag_error(d, (SrcLoc){0}, "--target=%s: %s", o->triple ? o->triple : cg->triple, err);
-        LLVMDisposeMessage(err);
-        return false;
-    }
-    const char *cpu = o->cpu ? o->cpu : "native";
-    char *host_cpu = NULL, *host_features = NULL;
-    const char *features = "";
-    if (!strcmp(cpu, "native")) {
-        if (native_triple) {
-            host_cpu = LLVMGetHostCPUName();
-            host_features = LLVMGetHostCPUFeatures();
-            cpu = host_cpu;
-            features = host_features;
-        } else {
-            cpu = "generic";
-        }
-    }
-    if (!host_cpu && strcmp(cpu, "generic") && !cpu_known(target, cg->triple, cpu)) {
-        diag_error(d, (SrcLoc){0}, "--cpu=%s: not a CPU LLVM knows for %s (llc-19 -mtriple=%s -mcpu=help lists them)", cpu,
-                   cg->triple, cg->triple);
-        return false;
-    }
-    bool is_x86 = !strncmp(cg->triple, "x86_64", 6);
-    bool is_arm = !strncmp(cg->triple, "aarch64", 7);
-    (void)is_arm;
-    cg->cross = !native_triple;
-    cg->x86 = is_x86 && strstr(cg->triple, "linux") != NULL;
-    if (host_features) {
-        cg->avx512 = strstr(features, "+avx512f") != NULL;
-        cg->avx2 = strstr(features, "+avx2") != NULL && strstr(features, "+fma") != NULL;
-    } else if (is_x86) {
-        cg->avx512 = cpu_has_avx512(cpu);
-        cg->avx2 = cpu_has_avx2(cpu);
-    }
-    cg->vw = cg->avx512 ? 16 : cg->avx2 ? 8 : 4;
-    LLVMCodeGenOptLevel lvl = o->opt_level == 0 ? LLVMCodeGenLevelNone : LLVMCodeGenLevelAggressive;
-    cg->tm = LLVMCreateTargetMachine(target, cg->triple, cpu, features, lvl, LLVMRelocPIC, LLVMCodeModelDefault);
-    if (host_cpu) LLVMDisposeMessage(host_cpu);
-    if (host_features) LLVMDisposeMessage(host_features);
-    if (!cg->tm) {
-        diag_error(d, (SrcLoc){0}, "LLVM cannot create a target machine for %s, cpu %s", cg->triple, cpu);
-        return false;
-    }
-    return true;
-}
 
 /* ---- views from the memory plan ----------------------------------------------------------- */
 
@@ -309,15 +196,36 @@ static bool build_module(Cg *cg, EmitKind emit) {
     LLVMValueRef args[4] = {ins, outs, LLVMGetParam(typed, (unsigned)(na - 2)), LLVMGetParam(typed, (unsigned)(na - 1))};
     LLVMBuildRet(cg->b, LLVMBuildCall2(cg->b, run_t, run, args, 4, ""));
 
-    /* the descriptor */
-    LLVMTypeRef df[10] = {cg->t_i32, cg->t_i32, cg->t_ptr, cg->t_i32, cg->t_i32,
-                          cg->t_ptr, cg->t_ptr, cg->t_i64, cg->t_i64, cg->t_ptr};
-    LLVMTypeRef desc_t = LLVMStructTypeInContext(cg->ctx, df, 10, 0);
+    /* the descriptor (netrt.h's netrt_model_desc and netrt_variant, checked field by field below) */
+    LLVMTypeRef vf[4] = {cg->t_ptr, cg->t_ptr, cg->t_i64, cg->t_ptr};
+    LLVMTypeRef var_t = LLVMStructTypeInContext(cg->ctx, vf, 4, 0);
+    LLVMValueRef vv[4] = {const_str(cg, cg->cpu_name, "variant_cpu"), const_str(cg, cg->features_str, "variant_features"),
+                          cg_i64(cg, (int64_t)cg->features), run};
+    LLVMValueRef vars = LLVMAddGlobal(cg->mod, LLVMArrayType2(var_t, 1), "variants");
+    LLVMSetInitializer(vars, LLVMConstArray2(var_t, (LLVMValueRef[]){LLVMConstNamedStruct(var_t, vv, 4)}, 1));
+    LLVMSetGlobalConstant(vars, 1);
+    LLVMSetLinkage(vars, LLVMPrivateLinkage);
+    LLVMTypeRef df[12] = {cg->t_i32, cg->t_i32, cg->t_ptr, cg->t_i32, cg->t_i32, cg->t_ptr,
+                          cg->t_ptr, cg->t_i64, cg->t_i64, cg->t_ptr, cg->t_i32, cg->t_ptr};
+    LLVMTypeRef desc_t = LLVMStructTypeInContext(cg->ctx, df, 12, 0);
     LLVMTargetDataRef td = LLVMCreateTargetDataLayout(cg->tm);
     unsigned long long desc_size = LLVMABISizeOfType(td, desc_t);
+    if (!cg->cross) { /* the host's layout is netrt.h's: the two must agree field by field */
+        static const size_t want[12] = {offsetof(netrt_model_desc, abi_version), offsetof(netrt_model_desc, desc_size),
+                                        offsetof(netrt_model_desc, name), offsetof(netrt_model_desc, ninputs),
+                                        offsetof(netrt_model_desc, noutputs), offsetof(netrt_model_desc, inputs),
+                                        offsetof(netrt_model_desc, outputs), offsetof(netrt_model_desc, workspace_size),
+                                        offsetof(netrt_model_desc, workspace_align), offsetof(netrt_model_desc, arch),
+                                        offsetof(netrt_model_desc, nvariants), offsetof(netrt_model_desc, variants)};
+        for (unsigned i = 0; i < 12; i++) NETC_ASSERT(LLVMOffsetOfElement(td, desc_t, i) == want[i]);
+        NETC_ASSERT(desc_size == sizeof(netrt_model_desc));
+        NETC_ASSERT(LLVMOffsetOfElement(td, var_t, 2) == offsetof(netrt_variant, required) &&
+                    LLVMOffsetOfElement(td, var_t, 3) == offsetof(netrt_variant, run) &&
+                    LLVMABISizeOfType(td, var_t) == sizeof(netrt_variant));
+    }
     LLVMDisposeTargetData(td);
-    LLVMValueRef dv[10] = {
-        LLVMConstInt(cg->t_i32, 1 /* NETRT_ABI_VERSION */, 0),
+    LLVMValueRef dv[12] = {
+        LLVMConstInt(cg->t_i32, NETRT_ABI_VERSION, 0),
         LLVMConstInt(cg->t_i32, desc_size, 0),
         const_str(cg, g->name, "model_name"),
         LLVMConstInt(cg->t_i32, (unsigned long long)g->ninputs, 0),
@@ -326,12 +234,14 @@ static bool build_module(Cg *cg, EmitKind emit) {
         tensor_infos(cg, g->outputs, g->output_names, g->noutputs, "output_infos"),
         cg_i64(cg, cg->plan.workspace_bytes),
         cg_i64(cg, 64),
-        run,
+        const_str(cg, cg_arch(cg), "model_arch"),
+        LLVMConstInt(cg->t_i32, 1, 0),
+        vars,
     };
     if (emit == EMIT_OBJ) snprintf(name, sizeof name, "%s_descriptor", g->name);
     else snprintf(name, sizeof name, "netrt_model_descriptor");
     LLVMValueRef desc = LLVMAddGlobal(cg->mod, desc_t, name);
-    LLVMSetInitializer(desc, LLVMConstNamedStruct(desc_t, dv, 10));
+    LLVMSetInitializer(desc, LLVMConstNamedStruct(desc_t, dv, 12));
     LLVMSetGlobalConstant(desc, 1);
     return true;
 }
@@ -523,7 +433,7 @@ bool codegen_emit(const Graph *g, const CodegenOptions *o, Diags *d) {
         free(h);
         goto out_plan;
     }
-    if (!init_target(&cg, o, d)) goto out_plan;
+    if (!cg_target_init(&cg, o, d)) goto out_plan;
     cg.ctx = LLVMContextCreate();
     cg.mod = LLVMModuleCreateWithNameInContext(g->name, cg.ctx);
     cg.b = LLVMCreateBuilderInContext(cg.ctx);

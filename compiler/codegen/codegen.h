@@ -14,7 +14,8 @@ typedef struct CodegenOptions {
     EmitKind emit;
     const char *out;    /* the output path (for obj/header: OUT.o and OUT.h from OUT minus .o/.h) */
     const char *triple; /* NULL: the host */
-    const char *cpu;    /* NULL/"native": the host CPU; "generic"; any LLVM CPU name */
+    const char *cpu;    /* NULL/"native": the host CPU; "generic"; an x86-64 level; any LLVM CPU name */
+    const char *mattr;  /* NULL, or LLVM features to add or remove: "+avx2,+fma", "-avx512f" */
     int opt_level;      /* 0..3 */
 } CodegenOptions;
 

@@ -22,7 +22,7 @@ enum { EXIT_OK = 0, EXIT_BAD_INPUT = 1, EXIT_USAGE = 2 };
 static const char usage_text[] =
     "usage: netc MODEL.net [-o OUT] [--weights FILE.safetensors] [--seed N] [-O0|-O1|-O2|-O3]\n"
     "            [--passes=LIST] [--disable-pass=NAME]... [--split-tol=EPS]\n"
-    "            [--emit=so|obj|header|ll|asm] [--target=TRIPLE] [--cpu=NAME]\n"
+    "            [--emit=so|obj|header|ll|asm] [--target=TRIPLE] [--cpu=NAME] [--mattr=+F,-F]\n"
     "            [--print-ir-after=PASS|all] [--dot=FILE] [--stats] [--time-passes] [--pass-limit=N]\n"
     "       passes: fold-bn, split3x3, fuse-act, inplace, concat-elim;\n"
     "       -O0: none, -O1: fold-bn,fuse-act, -O2/-O3: fold-bn,split3x3,fuse-act,inplace,concat-elim\n"
@@ -46,7 +46,7 @@ typedef struct Options {
     int opt_level;
     const char *emit;
     const char *print_ir_after;
-    const char *target, *cpu;
+    const char *target, *cpu, *mattr;
     const char *passes;
     const char *disabled[16];
     int ndisabled;
@@ -133,6 +133,9 @@ static int parse_args(int argc, char **argv, Options *o) {
         } else if (is_flag(a, "--cpu")) {
             if (!(v = flag_value(argc, argv, &i, "--cpu"))) return usage_error("%s needs a CPU name", a);
             o->cpu = v;
+        } else if (is_flag(a, "--mattr")) {
+            if (!(v = flag_value(argc, argv, &i, "--mattr"))) return usage_error("%s needs a feature list (+avx2,+fma)", a);
+            o->mattr = v;
         } else if (is_flag(a, "--passes")) {
             if (!(v = flag_value(argc, argv, &i, "--passes"))) return usage_error("%s needs a list", a);
             o->passes = v;
@@ -391,7 +394,7 @@ static int cmd_compile(const Options *o, Graph *g, Diags *d) {
         {"so", ".so", EMIT_SO}, {"obj", "", EMIT_OBJ}, {"header", "", EMIT_HEADER},
         {"ll", ".ll", EMIT_LL}, {"asm", ".s", EMIT_ASM}};
     const char *emit = o->emit ? o->emit : "so";
-    CodegenOptions co = {.triple = o->target, .cpu = o->cpu, .opt_level = o->opt_level < 0 ? 2 : o->opt_level};
+    CodegenOptions co = {.triple = o->target, .cpu = o->cpu, .mattr = o->mattr, .opt_level = o->opt_level < 0 ? 2 : o->opt_level};
     if (o->passes && o->opt_level < 0) co.opt_level = 2;
     const char *ext = "";
     for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)

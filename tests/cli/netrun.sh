@@ -149,11 +149,26 @@ expect 1 "$NETRUN" "$FAKE" --input "$T/nonexistent.npy" && err_has "nonexistent.
 expect 1 "$NETRUN" "$FAKE" --output "$T/no/such/dir/y.npy" && err_has "$T/no/such/dir/y.npy"
 expect 1 "$NETRUN" "$T/x.npy" && err_has "netrun: error: "
 expect 1 "$NETRUN" "$T/none.so" && err_has "No such file"
-expect 1 "$NETRUN" "$BIN/fake_model_badabi.so" && err_has "was built for netrt ABI version 99, this runtime has version 1"
+expect 1 "$NETRUN" "$BIN/fake_model_badabi.so" && err_has "was built for netrt ABI version 99, this runtime has version 2"
 for libc in /lib/x86_64-linux-gnu/libc.so.6 /lib/aarch64-linux-gnu/libc.so.6; do
     [ -e "$libc" ] || continue
     expect 1 "$NETRUN" "$libc" && err_has "'$libc' is not a netc model (no netrt_model_descriptor symbol)"
 done
+
+# 3b. a model compiled for more than the CPU has is refused with a message, never SIGILL; the
+# CPU is made smaller with NETRT_CPU_FEATURES, which hides features from the loader
+if [ "$(uname -m)" = x86_64 ] && "$NETC" "$SRC/tests/runtime/fake_model.net" --cpu=x86-64-v3 -o "$T/v3.so" 2>"$T/err"; then
+    NETRT_CPU_FEATURES=x86-64-v2 expect 1 "$NETRUN" "$T/v3.so" &&
+        err_has "'$T/v3.so' needs avx, avx2, fma, f16c, bmi, bmi2, lzcnt, movbe (compiled for --cpu=x86-64-v3); this CPU has sse4.2: rebuild with --cpu=x86-64-v2"
+    NETRT_CPU_FEATURES=x86-64-v3 expect 0 "$NETRUN" "$T/v3.so" --json &&
+        { grep -qF '"variant": {"cpu": "x86-64-v3", "features": "sse2,sse3,ssse3,sse4.1,sse4.2,popcnt,avx,avx2,fma,f16c,bmi,bmi2,lzcnt,movbe", "of": 1}' "$T/out" ||
+          fail "--json lacks the variant: $(cat "$T/out")"; }
+    NETRT_CPU_FEATURES=x86-64-v3 expect 1 "$NETC" "$SRC/tests/runtime/fake_model.net" --cpu=x86-64-v3 --mattr=+nosuchfeature -o "$T/bad.so" &&
+        err_has "--mattr=+nosuchfeature: a feature LLVM does not know"
+    [ -e "$T/bad.so" ] && fail "a refused compile left $T/bad.so"
+elif [ "$(uname -m)" = x86_64 ]; then
+    fail "cannot compile fake_model.net for x86-64-v3:"; sed 's/^/    /' "$T/err" >&2
+fi
 
 # 4. --bench: exactly one line, its numbers ordered; --json: one object
 if expect 0 "$NETRUN" "$FAKE" --bench 50 --warmup 2 --threads 2; then

@@ -4,6 +4,13 @@
  * Built twice: as fake_model.so, and with FAKE_ABI_VERSION=99 as fake_model_badabi.so. */
 #include "netrt.h"
 
+#if defined(__x86_64__)
+#define FAKE_ARCH "x86_64"
+#elif defined(__aarch64__)
+#define FAKE_ARCH "aarch64"
+#else
+#define FAKE_ARCH "unknown"
+#endif
 #ifndef FAKE_ABI_VERSION
 #define FAKE_ABI_VERSION NETRT_ABI_VERSION
 #endif
@@ -52,6 +59,8 @@ static const netrt_tensor_info fake_outputs[] = {
     {.name = "p", .rank = 4, .shape = {1, C, 1, 1}},
 };
 
+static const netrt_variant fake_variants[] = {{.cpu = "generic", .features = "", .required = 0, .run = fake_run}};
+
 __attribute__((visibility("default"))) const netrt_model_desc netrt_model_descriptor = {
     .abi_version = FAKE_ABI_VERSION,
     .desc_size = sizeof(netrt_model_desc),
@@ -62,5 +71,7 @@ __attribute__((visibility("default"))) const netrt_model_desc netrt_model_descri
     .outputs = fake_outputs,
     .workspace_size = N * sizeof(float),
     .workspace_align = 64,
-    .run = fake_run,
+    .arch = FAKE_ARCH,
+    .nvariants = 1,
+    .variants = fake_variants,
 };

@@ -209,6 +209,9 @@ static int failing_run(const float *const *in, float *const *out, void *ws, netr
 static netrt_tensor_info tin[2] = {{.name = "a", .rank = 1, .shape = {1}}, {.name = "b", .rank = 1, .shape = {1}}};
 static netrt_tensor_info tout[1] = {{.name = "o", .rank = 1, .shape = {1}}};
 
+static netrt_variant ok_variant[1] = {{.cpu = "generic", .features = "", .required = 0, .run = ok_run}};
+static netrt_variant failing_variant[1] = {{.cpu = "generic", .features = "", .required = 0, .run = failing_run}};
+
 static netrt_model_desc good_desc(void) {
     return (netrt_model_desc){.abi_version = NETRT_ABI_VERSION,
                               .desc_size = sizeof(netrt_model_desc),
@@ -219,7 +222,9 @@ static netrt_model_desc good_desc(void) {
                               .outputs = tout,
                               .workspace_size = 0,
                               .workspace_align = 64,
-                              .run = ok_run};
+                              .arch = netrt_arch(),
+                              .nvariants = 1,
+                              .variants = ok_variant};
 }
 
 static void expect_refused(const netrt_model_desc *d, const char *want) {
@@ -272,16 +277,24 @@ Test(desc, larger_alignment_is_honoured) {
 Test(desc, refusals) {
     netrt_model_desc d;
     expect_refused(NULL, "no model descriptor given");
-    d = good_desc(), d.abi_version = 2;
-    expect_refused(&d, "the model descriptor was built for netrt ABI version 2, this runtime has version 1 "
+    d = good_desc(), d.abi_version = 1;
+    expect_refused(&d, "the model descriptor was built for netrt ABI version 1, this runtime has version 2 "
                        "(recompile the model with a matching netc)");
     d = good_desc(), d.desc_size = 16;
     char want[200];
     snprintf(want, sizeof want, "model 'mem': malformed model descriptor: desc_size 16, expected at least %zu",
              sizeof(netrt_model_desc));
     expect_refused(&d, want);
-    d = good_desc(), d.run = NULL;
-    expect_refused(&d, "model 'mem': malformed model descriptor: no entry point");
+    netrt_variant nullrun[1] = {{.cpu = "generic", .features = "", .run = NULL}};
+    d = good_desc(), d.variants = nullrun;
+    expect_refused(&d, "model 'mem': malformed model descriptor: variant 0 has no entry point or names");
+    d = good_desc(), d.nvariants = 0;
+    expect_refused(&d, "model 'mem': malformed model descriptor: 0 variants");
+    d = good_desc(), d.arch = "sparc64";
+    char arch_want[200];
+    snprintf(arch_want, sizeof arch_want,
+             "model 'mem' was compiled for sparc64; this machine is %s (rebuild with netc --target=...)", netrt_arch());
+    expect_refused(&d, arch_want);
     d = good_desc(), d.name = NULL;
     expect_refused(&d, "the model descriptor: malformed model descriptor: no model name");
     d = good_desc(), d.noutputs = 0;
@@ -342,7 +355,7 @@ Test(desc, run_checks_arguments) {
     netrt_free_workspace(ws);
     netrt_close(m);
 
-    d = good_desc(), d.run = failing_run;
+    d = good_desc(), d.variants = failing_variant;
     m = netrt_open_desc(&d, NULL, 0);
     ws = netrt_alloc_workspace(m);
     cr_assert_eq(netrt_run(m, in, out, ws, NULL), NETRT_ERR_RUN);
@@ -352,7 +365,7 @@ Test(desc, run_checks_arguments) {
 
 Test(desc, status_strings_are_distinct) {
     netrt_status all[] = {NETRT_OK, NETRT_ERR_OPEN, NETRT_ERR_NOT_MODEL, NETRT_ERR_ABI,
-                          NETRT_ERR_ARG, NETRT_ERR_NOMEM, NETRT_ERR_RUN};
+                          NETRT_ERR_ARG, NETRT_ERR_NOMEM, NETRT_ERR_RUN, NETRT_ERR_CPU};
     size_t n = sizeof all / sizeof *all;
     for (size_t i = 0; i < n; i++) {
         const char *s = netrt_status_str(all[i]);
@@ -662,4 +675,72 @@ Test(pool, per_call_overhead) {
     cr_log_info("parallel_for overhead, 2 threads: %.2f us per call", us);
     cr_assert_lt(us, 1000.0, "%.1f us per parallel_for call", us);
     netrt_pool_destroy(pool);
+}
+
+/* ---- CPU features ------------------------------------------------------------------------------ */
+
+Test(cpu, levels_nest_and_names_round_trip) {
+    for (int l = 1; l < 4; l++)
+        cr_expect_eq(netrt_cpu_level_features(l) & ~netrt_cpu_level_features(l + 1), 0, "v%d not inside v%d", l, l + 1);
+    cr_expect_eq(netrt_cpu_level(netrt_cpu_level_features(3)), 3);
+    cr_expect_eq(netrt_cpu_level(netrt_cpu_level_features(3) & ~(1ull << netrt_cpu_feature_bit("fma"))), 2);
+    char buf[512];
+    netrt_cpu_features_str(netrt_cpu_level_features(4) & ~netrt_cpu_level_features(3), buf, sizeof buf);
+    cr_expect_str_eq(buf, "avx512f,avx512bw,avx512cd,avx512dq,avx512vl");
+    const char *bad = NULL;
+    uint64_t m = netrt_cpu_parse_features("x86-64-v2,avx2,fma,nosuch", &bad);
+    cr_expect_eq(m, netrt_cpu_level_features(2) | 1ull << netrt_cpu_feature_bit("avx2") | 1ull << netrt_cpu_feature_bit("fma"));
+    cr_expect_str_eq(bad, "nosuch");
+    for (int i = 0; netrt_cpu_feature_name(i); i++) cr_expect_eq(netrt_cpu_feature_bit(netrt_cpu_feature_name(i)), i);
+#if defined(__x86_64__)
+    /* every x86-64 CPU has SSE2; this test machine has at least x86-64-v2 */
+    cr_expect_geq(netrt_cpu_level(netrt_cpu_features()), 2);
+    cr_expect_eq(!!(netrt_cpu_features() >> netrt_cpu_feature_bit("avx2") & 1), !!__builtin_cpu_supports("avx2"));
+    cr_expect_eq(!!(netrt_cpu_features() >> netrt_cpu_feature_bit("avx512f") & 1), !!__builtin_cpu_supports("avx512f"));
+    cr_expect_eq(!!(netrt_cpu_features() >> netrt_cpu_feature_bit("fma") & 1), !!__builtin_cpu_supports("fma"));
+#endif
+}
+
+/* A model needing a feature no x86 CPU has is refused at open, naming it, and never runs. */
+Test(cpu, a_model_needing_missing_features_is_refused) {
+    netrt_model_desc d = good_desc();
+    uint64_t have = netrt_cpu_features();
+    /* the first feature this CPU lacks, or a bit past the table, which no CPU has */
+    int missing = 63;
+    for (int i = 0; netrt_cpu_feature_name(i); i++)
+        if (!(have >> i & 1)) {
+            missing = i;
+            break;
+        }
+    char missing_name[32];
+    snprintf(missing_name, sizeof missing_name, "%s", netrt_cpu_feature_name(missing) ? netrt_cpu_feature_name(missing) : "feature #63");
+    netrt_variant v[2] = {{.cpu = "future", .features = "x", .required = have | 1ull << missing, .run = ok_run},
+                          {.cpu = "later", .features = "y", .required = 1ull << missing, .run = ok_run}};
+    d.variants = v, d.nvariants = 2;
+    char err[512] = "";
+    ok_calls = 0;
+    netrt_model *m = netrt_open_desc(&d, err, sizeof err);
+    cr_assert_null(m);
+    char want[128];
+    snprintf(want, sizeof want, "model 'mem' needs %s (compiled for --cpu=future); this CPU has ", missing_name);
+    cr_expect(strncmp(err, want, strlen(want)) == 0, "%s", err);
+    cr_expect(strstr(err, ": rebuild with --cpu=x86-64-v") != NULL, "%s", err);
+    cr_expect_eq(ok_calls, 0);
+    /* the best variant the CPU supports is the one that runs */
+    v[1].required = 0, v[1].cpu = "fallback";
+    m = netrt_open_desc(&d, err, sizeof err);
+    cr_assert_not_null(m, "%s", err);
+    cr_expect_str_eq(netrt_variant_selected(m)->cpu, "fallback");
+    netrt_close(m);
+}
+
+/* NETRT_CPU_FEATURES hides features, never adds them. */
+Test(cpu, the_feature_mask_of_the_environment_only_hides) {
+    setenv("NETRT_CPU_FEATURES", "x86-64-v2,avx512fp16", 1);
+    uint64_t have = netrt_cpu_features();
+    cr_expect_eq(have & ~(netrt_cpu_level_features(2) | 1ull << netrt_cpu_feature_bit("avx512fp16")), 0);
+#if defined(__x86_64__)
+    cr_expect_eq(netrt_cpu_level(have), 2);
+    cr_expect_eq(!!(have >> netrt_cpu_feature_bit("avx512fp16") & 1), !!__builtin_cpu_supports("avx512fp16"));
+#endif
 }
