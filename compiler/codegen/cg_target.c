@@ -235,3 +235,15 @@ bool cg_target_init(Cg *cg, const CodegenOptions *o, Diags *d) {
 }
 
 const char *cg_arch(const Cg *cg) { return !strncmp(cg->triple, "x86_64", 6) ? "x86_64" : !strncmp(cg->triple, "aarch64", 7) ? "aarch64" : "unknown"; }
+
+bool codegen_target_summary(const CodegenOptions *o, char *buf, size_t len, Diags *d) {
+    Cg cg;
+    memset(&cg, 0, sizeof cg);
+    if (!cg_target_init(&cg, o, d)) return false;
+    snprintf(buf, len, "target %s --cpu=%s: %d-float vectors, %d vector registers, %s; needs %s", cg.triple,
+             cg.cpu_name, cg.vw, cg.vregs, cg.fma ? "FMA" : "no FMA (multiply, then add)",
+             cg.features_str[0] ? cg.features_str : "nothing beyond the architecture");
+    LLVMDisposeTargetMachine(cg.tm);
+    LLVMDisposeMessage(cg.triple);
+    return true;
+}

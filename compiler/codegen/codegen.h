@@ -21,6 +21,10 @@ typedef struct CodegenOptions {
 
 bool codegen_emit(const Graph *g, const CodegenOptions *o, Diags *d);
 
+/* One line on the target o asks for: triple, CPU, vector width and registers, FMA, and the CPU
+ * features the code would need (what `netc check` prints). False after an error naming the flag. */
+bool codegen_target_summary(const CodegenOptions *o, char *buf, size_t len, Diags *d);
+
 /* The C identifier used for a tensor name in the generated header (keywords and clashes get a
  * suffix), for tests and the deploy example. */
 const char *codegen_c_name(const char *name, char *buf, size_t len);

@@ -454,8 +454,15 @@ int main(int argc, char **argv) {
         ir_print(g, stderr);
     }
     if (!strcmp(o.cmd, "check")) {
-        print_summary(g, stdout);
-        st = EXIT_OK;
+        char target[1024];
+        CodegenOptions co = {.triple = o.target, .cpu = o.cpu, .mattr = o.mattr, .opt_level = 2};
+        if (codegen_target_summary(&co, target, sizeof target, &d)) {
+            print_summary(g, stdout);
+            printf("%s\n", target);
+            st = EXIT_OK;
+        } else {
+            st = EXIT_BAD_INPUT;
+        }
     } else if (!strcmp(o.cmd, "run")) {
         st = cmd_run(&o, g, &d);
     } else {

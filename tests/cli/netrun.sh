@@ -166,6 +166,13 @@ if [ "$(uname -m)" = x86_64 ] && "$NETC" "$SRC/tests/runtime/fake_model.net" --c
     NETRT_CPU_FEATURES=x86-64-v3 expect 1 "$NETC" "$SRC/tests/runtime/fake_model.net" --cpu=x86-64-v3 --mattr=+nosuchfeature -o "$T/bad.so" &&
         err_has "--mattr=+nosuchfeature: a feature LLVM does not know"
     [ -e "$T/bad.so" ] && fail "a refused compile left $T/bad.so"
+    # netc check says what a build for a CPU would need
+    expect 0 "$NETC" check "$SRC/tests/runtime/fake_model.net" --cpu=x86-64-v2 &&
+        { grep -qF -- "--cpu=x86-64-v2: 4-float vectors, 16 vector registers, no FMA (multiply, then add); needs sse2,sse3,ssse3,sse4.1,sse4.2,popcnt" "$T/out" ||
+          fail "netc check lacks the target line: $(tail -1 "$T/out")"; }
+    expect 0 "$NETC" check "$SRC/tests/runtime/fake_model.net" --cpu=core-avx2 &&
+        { grep -qF -- "--cpu=core-avx2: 8-float vectors, 16 vector registers, FMA; needs" "$T/out" ||
+          fail "netc check --cpu=core-avx2: $(tail -1 "$T/out")"; }
 elif [ "$(uname -m)" = x86_64 ]; then
     fail "cannot compile fake_model.net for x86-64-v3:"; sed 's/^/    /' "$T/err" >&2
 fi
