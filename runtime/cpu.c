@@ -108,6 +108,25 @@ uint64_t netrt_cpu_parse_features(const char *s, const char **bad) {
     return m;
 }
 
+/* Features whose registers the OS must save: AVX state (XMM|YMM), AVX-512 state too. */
+static const char *const ymm_features[] = {"avx", "avx2", "fma", "f16c", "vaes", "vpclmulqdq", "avxvnni", NULL};
+static const char *const zmm_features[] = {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl", "avx512vnni",
+                                           "avx512bf16", "avx512fp16", "avx512vbmi", "avx512vbmi2", "avx512ifma",
+                                           "avx512bitalg", "avx512vpopcntdq", NULL};
+
+static unsigned xcr0_needed(int bit) {
+    if (bits_of(zmm_features) >> bit & 1) return 0xE6;
+    if (bits_of(ymm_features) >> bit & 1) return 0x6;
+    return 0;
+}
+
+int netrt_cpu_feature_cpuid(int bit, unsigned *leaf, unsigned *sub, int *reg, int *regbit, unsigned *xcr0) {
+    if (bit < 0 || bit >= NFEATURES) return 0;
+    *leaf = features[bit].leaf, *sub = features[bit].sub, *reg = features[bit].reg, *regbit = features[bit].bit;
+    *xcr0 = xcr0_needed(bit);
+    return 1;
+}
+
 #ifdef NETRT_X86
 static uint64_t detect(void) {
     unsigned max = __get_cpuid_max(0, NULL), maxext = __get_cpuid_max(0x80000000, NULL);
@@ -128,12 +147,8 @@ static uint64_t detect(void) {
         __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
         xcr0 = ((uint64_t)hi << 32) | lo;
     }
-    static const char *const ymm[] = {"avx", "avx2", "fma", "f16c", "vaes", "vpclmulqdq", "avxvnni", NULL};
-    static const char *const zmm[] = {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl", "avx512vnni",
-                                      "avx512bf16", "avx512fp16", "avx512vbmi", "avx512vbmi2", "avx512ifma",
-                                      "avx512bitalg", "avx512vpopcntdq", NULL};
-    if ((xcr0 & 0x6) != 0x6) have &= ~(bits_of(ymm) | bits_of(zmm));
-    if ((xcr0 & 0xE0) != 0xE0) have &= ~bits_of(zmm);
+    for (int i = 0; i < NFEATURES; i++)
+        if ((xcr0 & xcr0_needed(i)) != xcr0_needed(i)) have &= ~(1ull << i);
     return have;
 }
 #else

@@ -71,6 +71,10 @@ int netrt_cpu_level(uint64_t have);
 size_t netrt_cpu_features_str(uint64_t mask, char *buf, size_t len);
 /* A list of names and levels into a mask; *bad (if not NULL) points at the first unknown name. */
 uint64_t netrt_cpu_parse_features(const char *list, const char **bad);
+/* Where cpuid reports feature `bit`: leaf, sub-leaf, register (0..3: eax, ebx, ecx, edx) and
+ * bit, and the XCR0 bits the OS must enable for it (0x6 for AVX state, 0xE6 for AVX-512); 0
+ * past the table. The compiler builds the CPU check of a statically linked entry point from it. */
+int netrt_cpu_feature_cpuid(int bit, unsigned *leaf, unsigned *sub, int *reg, int *regbit, unsigned *xcr0);
 /* "x86_64", "aarch64": the architecture this runtime was built for. */
 const char *netrt_arch(void);
 

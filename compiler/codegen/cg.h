@@ -36,6 +36,18 @@ typedef struct CgOptions {
     int opt_level;       /* 0..3 */
 } CgOptions;
 
+/* One compilation of the kernels for one CPU; a fat artifact has several. */
+#define CG_MAX_VARIANTS 8
+typedef struct CgVariant {
+    char cpu[64];        /* as asked ("x86-64-v3"), or the host's name for native */
+    char llvm_cpu[64];   /* the CPU name LLVM gets */
+    char *llvm_features; /* the feature string LLVM gets ("+avx2,..." for native or --mattr) */
+    uint64_t features;   /* what the code may use (netrt_cpu_feature_name bits), probed from LLVM */
+    char features_str[512];
+    int vw, vregs;
+    bool fma, avx512, avx2;
+} CgVariant;
+
 typedef struct Cg {
     /* LLVM */
     LLVMContextRef ctx;
@@ -58,8 +70,14 @@ typedef struct Cg {
     char features_str[512];
     char cpu_name[64];    /* the --cpu asked for ("x86-64-v3"), or the host's name for native */
     bool cross;           /* not the host's triple */
+    CgVariant var[CG_MAX_VARIANTS]; /* best first; the facts above are those of var[cur] */
+    int nvar, cur;
+    int var_weights_from[CG_MAX_VARIANTS + 1]; /* weight_globals index where each variant's start */
+    bool fat;             /* --cpu=fat: every function carries its variant's target attributes */
     int opt_level;
     PtrVec weight_globals; /* every weight blob, so --emit=ll can elide their contents */
+    char **weight_names;   /* their names and sizes, taken before the optimiser merges any */
+    int64_t *weight_bytes;
     PtrVec epi_keys, epi_globals; /* prelu slopes of fused activations, one global per node */
     /* types */
     LLVMTypeRef t_void, t_f32, t_i1, t_i32, t_i64, t_ptr, t_vf, t_vi1, t_task, t_ctx;
@@ -79,6 +97,15 @@ struct CodegenOptions;
 /* The target machine for --target/--cpu/--mattr, and the facts above from what LLVM says it may
  * use; false after an error naming the flag. */
 bool cg_target_init(Cg *cg, const struct CodegenOptions *o, Diags *d);
+/* Make variant k the current one: its facts become cg->vw, cg->fma, ... */
+void cg_use_variant(Cg *cg, int k);
+/* The target machine, the triple and the variants' strings. */
+void cg_target_free(Cg *cg);
+/* Give a function the current variant's "target-cpu" and "target-features". */
+void cg_set_target_attrs(Cg *cg, LLVMValueRef fn);
+/* At the builder: the index of the first of the variants this CPU can run (nvar: none), checked
+ * with cpuid once per process. */
+LLVMValueRef cg_cpu_variant(Cg *cg, const CgVariant *vars, int nvar);
 /* "x86_64", "aarch64" (netrt_arch's names) */
 const char *cg_arch(const Cg *cg);
 
@@ -138,7 +165,7 @@ LLVMValueRef cg_fma(Cg *cg, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c); /* 
 LLVMValueRef cg_fmax(Cg *cg, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef cg_fmin(Cg *cg, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef cg_hsum(Cg *cg, LLVMValueRef v);                 /* horizontal add of a vector */
-LLVMValueRef cg_hmax(Cg *cg, LLVMValueRef v);
+LLVMValueRef cg_hmax(Cg *cg, LLVMValueRef v);                 /* horizontal max of a NaN-free vector */
 /* Call an llvm intrinsic overloaded on the type of its first argument. */
 LLVMValueRef cg_intrinsic(Cg *cg, const char *name, LLVMTypeRef overload, LLVMValueRef *args, int nargs);
 /* Elementwise math on a float vector or scalar: exp, expm1, tanh, erf through libmvec on x86

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -135,16 +136,16 @@ static LLVMValueRef tensor_infos(Cg *cg, const int *ids, const char *const *name
     return gv;
 }
 
-/* Emit the whole model into cg->mod. */
-static bool build_module(Cg *cg, EmitKind emit) {
+/* One variant's entry function, run_v(inputs, outputs, workspace, pool) (the array form the
+ * descriptor points at), and its kernels, generated for the current variant's CPU. */
+static LLVMValueRef build_variant(Cg *cg, EmitKind emit, LLVMTypeRef run_t) {
     const Graph *g = cg->g;
     char name[300];
-    /* run_v(inputs, outputs, workspace, pool): the array form the descriptor points at */
-    LLVMTypeRef rargs[4] = {cg->t_ptr, cg->t_ptr, cg->t_ptr, cg->t_ptr};
-    LLVMTypeRef run_t = LLVMFunctionType(cg->t_i32, rargs, 4, 0);
-    snprintf(name, sizeof name, "%s_run_v", g->name);
+    if (cg->fat) snprintf(name, sizeof name, "%s_run_v%d", g->name, cg->cur);
+    else snprintf(name, sizeof name, "%s_run_v", g->name);
     LLVMValueRef run = LLVMAddFunction(cg->mod, name, run_t);
     LLVMSetLinkage(run, emit == EMIT_OBJ ? LLVMExternalLinkage : LLVMInternalLinkage);
+    cg_set_target_attrs(cg, run);
     cg->entry_fn = cg->fn = run;
     LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, run, "entry"));
     cg->entry_ctx = LLVMBuildAlloca(cg->b, cg->t_ctx, "ctx");
@@ -164,7 +165,7 @@ static bool build_module(Cg *cg, EmitKind emit) {
         const Node *n = ir_node(g, k);
         if (n->dead) continue;
         cg->node = n;
-        if (!kernels[n->op](cg, n)) return false;
+        if (!kernels[n->op](cg, n)) return NULL;
     }
     cg->node = NULL;
     /* outputs: to the caller's NCHW buffers (a tensor listed twice is copied twice) */
@@ -174,6 +175,23 @@ static bool build_module(Cg *cg, EmitKind emit) {
         if (!views_equal(&dst, &cg->views[t->id])) cg_copy(cg, "output_to_nchw", &dst, &cg->views[t->id]);
     }
     LLVMBuildRet(cg->b, LLVMConstInt(cg->t_i32, 0, 0));
+    return run;
+}
+
+/* Emit the whole model into cg->mod. */
+static bool build_module(Cg *cg, EmitKind emit) {
+    const Graph *g = cg->g;
+    char name[300];
+    LLVMTypeRef rargs[4] = {cg->t_ptr, cg->t_ptr, cg->t_ptr, cg->t_ptr};
+    LLVMTypeRef run_t = LLVMFunctionType(cg->t_i32, rargs, 4, 0);
+    LLVMValueRef runs[CG_MAX_VARIANTS];
+    for (int k = 0; k < cg->nvar; k++) {
+        cg_use_variant(cg, k);
+        cg->var_weights_from[k] = cg->weight_globals.len;
+        if (!(runs[k] = build_variant(cg, emit, run_t))) return false;
+    }
+    cg->var_weights_from[cg->nvar] = cg->weight_globals.len;
+    cg_use_variant(cg, cg->nvar - 1);
 
     /* typed entry point: <model>_run(const float *in..., float *out..., void *ws, netrt_pool *pool) */
     int na = g->ninputs + g->noutputs + 2;
@@ -194,15 +212,32 @@ static bool build_module(Cg *cg, EmitKind emit) {
         LLVMBuildStore(cg->b, LLVMGetParam(typed, (unsigned)(g->ninputs + i)),
                        LLVMBuildGEP2(cg->b, cg->t_ptr, outs, (LLVMValueRef[]){cg_i64(cg, i)}, 1, ""));
     LLVMValueRef args[4] = {ins, outs, LLVMGetParam(typed, (unsigned)(na - 2)), LLVMGetParam(typed, (unsigned)(na - 1))};
-    LLVMBuildRet(cg->b, LLVMBuildCall2(cg->b, run_t, run, args, 4, ""));
+    /* the variant this CPU runs, chosen on the first call (cpuid, no runtime library needed):
+       a CPU without what the code needs gets NETRT_ERR_CPU, never SIGILL */
+    LLVMValueRef which = cg_cpu_variant(cg, cg->var, cg->nvar);
+    LLVMBasicBlockRef none = LLVMAppendBasicBlockInContext(cg->ctx, typed, "no_variant");
+    LLVMValueRef sw = LLVMBuildSwitch(cg->b, which, none, (unsigned)cg->nvar);
+    for (int k = 0; k < cg->nvar; k++) {
+        LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(cg->ctx, typed, "variant");
+        LLVMAddCase(sw, LLVMConstInt(cg->t_i32, (unsigned long long)k, 0), bb);
+        LLVMPositionBuilderAtEnd(cg->b, bb);
+        LLVMBuildRet(cg->b, LLVMBuildCall2(cg->b, run_t, runs[k], args, 4, ""));
+    }
+    LLVMPositionBuilderAtEnd(cg->b, none);
+    LLVMBuildRet(cg->b, LLVMConstInt(cg->t_i32, NETRT_ERR_CPU, 0));
 
     /* the descriptor (netrt.h's netrt_model_desc and netrt_variant, checked field by field below) */
     LLVMTypeRef vf[4] = {cg->t_ptr, cg->t_ptr, cg->t_i64, cg->t_ptr};
     LLVMTypeRef var_t = LLVMStructTypeInContext(cg->ctx, vf, 4, 0);
-    LLVMValueRef vv[4] = {const_str(cg, cg->cpu_name, "variant_cpu"), const_str(cg, cg->features_str, "variant_features"),
-                          cg_i64(cg, (int64_t)cg->features), run};
-    LLVMValueRef vars = LLVMAddGlobal(cg->mod, LLVMArrayType2(var_t, 1), "variants");
-    LLVMSetInitializer(vars, LLVMConstArray2(var_t, (LLVMValueRef[]){LLVMConstNamedStruct(var_t, vv, 4)}, 1));
+    LLVMValueRef vitems[CG_MAX_VARIANTS];
+    for (int k = 0; k < cg->nvar; k++) {
+        LLVMValueRef vv[4] = {const_str(cg, cg->var[k].cpu, "variant_cpu"),
+                              const_str(cg, cg->var[k].features_str, "variant_features"),
+                              cg_i64(cg, (int64_t)cg->var[k].features), runs[k]};
+        vitems[k] = LLVMConstNamedStruct(var_t, vv, 4);
+    }
+    LLVMValueRef vars = LLVMAddGlobal(cg->mod, LLVMArrayType2(var_t, (uint64_t)cg->nvar), "variants");
+    LLVMSetInitializer(vars, LLVMConstArray2(var_t, vitems, (uint64_t)cg->nvar));
     LLVMSetGlobalConstant(vars, 1);
     LLVMSetLinkage(vars, LLVMPrivateLinkage);
     LLVMTypeRef df[12] = {cg->t_i32, cg->t_i32, cg->t_ptr, cg->t_i32, cg->t_i32, cg->t_ptr,
@@ -235,7 +270,7 @@ static bool build_module(Cg *cg, EmitKind emit) {
         cg_i64(cg, cg->plan.workspace_bytes),
         cg_i64(cg, 64),
         const_str(cg, cg_arch(cg), "model_arch"),
-        LLVMConstInt(cg->t_i32, 1, 0),
+        LLVMConstInt(cg->t_i32, (unsigned long long)cg->nvar, 0),
         vars,
     };
     if (emit == EMIT_OBJ) snprintf(name, sizeof name, "%s_descriptor", g->name);
@@ -378,7 +413,9 @@ static bool write_header(const Graph *g, int64_t ws_bytes, const char *path, Dia
                 ir_shape_str(t, (char[160]){0}, 160));
         fprintf(f, "#define %s_%s_SHAPE %s\n", up, pu, dims);
     }
-    fprintf(f, "\n/* Returns 0. */\nint %s_run(", g->name);
+    fprintf(f, "\n/* Returns 0, or 7 (NETRT_ERR_CPU) without running when this CPU lacks the features the code\n"
+               " * was compiled for (checked with cpuid on the first call; a --cpu=fat model runs its best\n"
+               " * variant for this CPU). */\nint %s_run(", g->name);
     for (int i = 0; i < g->ninputs; i++) fprintf(f, "const float *%s, ", pn[i]);
     for (int i = 0; i < g->noutputs; i++) fprintf(f, "float *%s, ", pn[g->ninputs + i]);
     fprintf(f, "void *workspace, netrt_pool *pool);\n");
@@ -420,6 +457,35 @@ static char *stem_of(const char *out) {
     return s;
 }
 
+/* --stats: the variants, the weight bytes each one's kernels read, and the artifact's size. */
+static void print_stats(const Cg *cg, const CodegenOptions *o, FILE *f) {
+    double mib = 1048576.0, total = 0, stored = 0;
+    fprintf(f, "codegen: %s, %d variant%s:", cg->triple, cg->nvar, cg->nvar == 1 ? "" : "s");
+    for (int k = 0; k < cg->nvar; k++) {
+        double bytes = 0;
+        for (int i = cg->var_weights_from[k]; i < cg->var_weights_from[k + 1]; i++) bytes += (double)cg->weight_bytes[i];
+        total += bytes;
+        fprintf(f, "%s --cpu=%s (%d-float vectors, weights %.2f MiB)", k ? "," : "", cg->var[k].cpu, cg->var[k].vw,
+                bytes / mib);
+    }
+    fputc('\n', f);
+    /* what survived: identical blobs (biases, and packings two variants share) are stored once */
+    for (int i = 0; i < cg->weight_globals.len; i++)
+        if (LLVMGetNamedGlobal(cg->mod, cg->weight_names[i])) stored += (double)cg->weight_bytes[i];
+    struct stat st;
+    const char *path = o->out;
+    char obj[4096];
+    if (o->emit == EMIT_OBJ) {
+        char *stem = stem_of(o->out);
+        snprintf(obj, sizeof obj, "%s.o", stem);
+        free(stem);
+        path = obj;
+    }
+    if (stat(path, &st) == 0)
+        fprintf(f, "codegen: %s %.2f MiB, of which weights %.2f MiB (%.2f MiB before identical blobs were merged)\n", path,
+                (double)st.st_size / mib, stored / mib, total / mib);
+}
+
 bool codegen_emit(const Graph *g, const CodegenOptions *o, Diags *d) {
     Cg cg = {.g = g, .d = d, .opt_level = o->opt_level};
     plan_graph(g, &cg.plan);
@@ -451,6 +517,18 @@ bool codegen_emit(const Graph *g, const CodegenOptions *o, Diags *d) {
             cg.views[g->inputs[i]] = view_of(&cg.plan.in_copies[i], ir_tensor(g, g->inputs[i]));
 
     if (!build_module(&cg, o->emit)) goto out_llvm;
+    /* the weight blobs by name and size, before the optimiser merges identical ones */
+    {
+        LLVMTargetDataRef wtd = LLVMCreateTargetDataLayout(cg.tm);
+        cg.weight_names = xcalloc((size_t)cg.weight_globals.len + 1, sizeof *cg.weight_names);
+        cg.weight_bytes = xcalloc((size_t)cg.weight_globals.len + 1, sizeof *cg.weight_bytes);
+        for (int i = 0; i < cg.weight_globals.len; i++) {
+            size_t len;
+            cg.weight_names[i] = xstrdup(LLVMGetValueName2(cg.weight_globals.items[i], &len));
+            cg.weight_bytes[i] = (int64_t)LLVMABISizeOfType(wtd, LLVMGlobalGetValueType(cg.weight_globals.items[i]));
+        }
+        LLVMDisposeTargetData(wtd);
+    }
     char *verr = NULL;
     if (LLVMVerifyModule(cg.mod, LLVMReturnStatusAction, &verr)) {
         diag_error(d, (SrcLoc){0}, "internal error (a bug in netc): generated IR does not verify: %.2000s", verr);
@@ -473,9 +551,10 @@ bool codegen_emit(const Graph *g, const CodegenOptions *o, Diags *d) {
     switch (o->emit) {
     case EMIT_LL: {
         /* for reading: weight blobs (after optimisation saw their values) print as zeros */
+        /* by name: the optimiser may have merged identical blobs, deleting all but one */
         for (int i = 0; i < cg.weight_globals.len; i++) {
-            LLVMValueRef gv = cg.weight_globals.items[i];
-            if (LLVMGetInitializer(gv)) LLVMSetInitializer(gv, LLVMConstNull(LLVMGlobalGetValueType(gv)));
+            LLVMValueRef gv = LLVMGetNamedGlobal(cg.mod, cg.weight_names[i]);
+            if (gv && LLVMGetInitializer(gv)) LLVMSetInitializer(gv, LLVMConstNull(LLVMGlobalGetValueType(gv)));
         }
         char *tmp = tmp_path_for(o->out), *err = NULL;
         if (LLVMPrintModuleToFile(cg.mod, tmp, &err)) {
@@ -523,7 +602,11 @@ bool codegen_emit(const Graph *g, const CodegenOptions *o, Diags *d) {
     }
     case EMIT_HEADER: break;
     }
+    if (ok && o->stats) print_stats(&cg, o, o->stats);
 out_llvm:
+    for (int i = 0; cg.weight_names && i < cg.weight_globals.len; i++) free(cg.weight_names[i]);
+    free(cg.weight_names);
+    free(cg.weight_bytes);
     ptrvec_free(&cg.weight_globals);
     ptrvec_free(&cg.epi_keys);
     ptrvec_free(&cg.epi_globals);
@@ -532,8 +615,7 @@ out_llvm:
     LLVMDisposeModule(cg.mod);
     LLVMContextDispose(cg.ctx);
 out_plan:
-    if (cg.tm) LLVMDisposeTargetMachine(cg.tm);
-    if (cg.triple) LLVMDisposeMessage(cg.triple);
+    cg_target_free(&cg);
     plan_free(&cg.plan);
     free(stem);
     return ok;

@@ -168,7 +168,8 @@ void cg_vstore_masked(Cg *cg, LLVMValueRef v, LLVMValueRef ptr, LLVMValueRef mas
 }
 
 LLVMValueRef cg_fma(Cg *cg, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c) {
-    return cg_intrinsic(cg, "llvm.fma", LLVMTypeOf(a), (LLVMValueRef[]){a, b, c}, 3);
+    /* without FMA hardware llvm.fma becomes a libm call per lane: fmuladd is a mul and an add */
+    return cg_intrinsic(cg, cg->fma ? "llvm.fma" : "llvm.fmuladd", LLVMTypeOf(a), (LLVMValueRef[]){a, b, c}, 3);
 }
 LLVMValueRef cg_fmax(Cg *cg, LLVMValueRef a, LLVMValueRef b) {
     return cg_intrinsic(cg, "llvm.maxnum", LLVMTypeOf(a), (LLVMValueRef[]){a, b}, 2);
@@ -390,6 +391,7 @@ static void set_fn_attrs(Cg *cg, LLVMValueRef fn) {
     LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(cg->ctx, noinline, 0));
     unsigned nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
     LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(cg->ctx, nounwind, 0));
+    cg_set_target_attrs(cg, fn); /* a fat artifact's variants differ in these only */
 }
 
 void cg_parallel(Cg *cg, const char *name, int64_t n, CgBodyFn body, void *user) {

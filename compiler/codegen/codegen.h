@@ -4,6 +4,7 @@
 #define NETC_CODEGEN_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "diag.h"
 #include "ir/ir.h"
@@ -17,6 +18,7 @@ typedef struct CodegenOptions {
     const char *cpu;    /* NULL/"native": the host CPU; "generic"; an x86-64 level; any LLVM CPU name */
     const char *mattr;  /* NULL, or LLVM features to add or remove: "+avx2,+fma", "-avx512f" */
     int opt_level;      /* 0..3 */
+    FILE *stats;        /* --stats: what the artifact holds (variants, weights, size); NULL: none */
 } CodegenOptions;
 
 bool codegen_emit(const Graph *g, const CodegenOptions *o, Diags *d);

@@ -394,7 +394,7 @@ static int cmd_compile(const Options *o, Graph *g, Diags *d) {
         {"so", ".so", EMIT_SO}, {"obj", "", EMIT_OBJ}, {"header", "", EMIT_HEADER},
         {"ll", ".ll", EMIT_LL}, {"asm", ".s", EMIT_ASM}};
     const char *emit = o->emit ? o->emit : "so";
-    CodegenOptions co = {.triple = o->target, .cpu = o->cpu, .mattr = o->mattr, .opt_level = o->opt_level < 0 ? 2 : o->opt_level};
+    CodegenOptions co = {.triple = o->target, .cpu = o->cpu, .mattr = o->mattr, .stats = o->stats ? stderr : NULL, .opt_level = o->opt_level < 0 ? 2 : o->opt_level};
     if (o->passes && o->opt_level < 0) co.opt_level = 2;
     const char *ext = "";
     for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)

@@ -37,7 +37,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "out of memory\n");
         return 1;
     }
-    lenet_run(in.data, out, ws, pool);
+    /* non-zero (NETRT_ERR_CPU) when this CPU lacks what the code was compiled for */
+    int rc = lenet_run(in.data, out, ws, pool);
+    if (rc) {
+        fprintf(stderr, "lenet_run: %s\n", netrt_status_str((netrt_status)rc));
+        return 1;
+    }
 
     int best = 0;
     for (int i = 1; i < LENET_FC3_SIZE; i++)

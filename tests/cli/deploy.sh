@@ -10,7 +10,10 @@ cd "$work"
 /usr/bin/python3 -c "import numpy as np; np.save('in.npy', np.random.default_rng(5).standard_normal((1,1,32,32)).astype('<f4'))"
 "$netc" run "$src/examples/lenet.net" --seed 3 --input in.npy --output ref.npy >/dev/null 2>&1
 
-"$netc" "$src/examples/lenet.net" --seed 3 --emit=obj -o lenet 2>/dev/null
+for cpu in native fat; do
+[ "$cpu" = fat ] && [ "$(uname -m)" != x86_64 ] && continue
+rm -f lenet.o lenet.h classify out.npy
+"$netc" "$src/examples/lenet.net" --seed 3 --emit=obj --cpu=$cpu -o lenet 2>/dev/null
 test -f lenet.o && test -f lenet.h
 # a sanitizer build's libnetrt.a needs the sanitizer runtimes at link time
 san=""
@@ -19,10 +22,11 @@ cc -std=c11 -Wall -Wextra -Werror -O2 $san -I. -I"$src/runtime" "$src/examples/d
    "$build/libnetrt.a" -lpthread -ldl -lmvec -lm -o classify
 ./classify in.npy out.npy
 
-/usr/bin/python3 - <<'PY'
+/usr/bin/python3 - "$cpu" <<'PY'
 import numpy as np, sys
 a, b = np.load("out.npy"), np.load("ref.npy")
 err = float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-4))
-print(f"deploy: static lenet vs interpreter rel.err {err:.2e}")
+print(f"deploy: static lenet ({sys.argv[1]}) vs interpreter rel.err {err:.2e}")
 sys.exit(0 if err <= 1e-5 else 1)
 PY
+done

@@ -166,6 +166,31 @@ if [ "$(uname -m)" = x86_64 ] && "$NETC" "$SRC/tests/runtime/fake_model.net" --c
     NETRT_CPU_FEATURES=x86-64-v3 expect 1 "$NETC" "$SRC/tests/runtime/fake_model.net" --cpu=x86-64-v3 --mattr=+nosuchfeature -o "$T/bad.so" &&
         err_has "--mattr=+nosuchfeature: a feature LLVM does not know"
     [ -e "$T/bad.so" ] && fail "a refused compile left $T/bad.so"
+    # a fat model: the loader runs the best variant the CPU has, each computing the same
+    if "$NETC" "$SRC/tests/runtime/fake_model.net" --cpu=fat -o "$T/fat.so" 2>"$T/err"; then
+        "$NETC" run "$SRC/tests/runtime/fake_model.net" --output "y=$T/ref_y.npy" --output "p=$T/ref_p.npy" >/dev/null 2>&1
+        for lvl in x86-64-v2 x86-64-v3 x86-64-v4; do
+            [ $lvl = x86-64-v4 ] && ! grep -q avx512f /proc/cpuinfo && continue
+            NETRT_CPU_FEATURES=$lvl expect 0 "$NETRUN" "$T/fat.so" --json --output "y=$T/y_$lvl.npy" --output "p=$T/p_$lvl.npy" &&
+                { grep -qF "\"variant\": {\"cpu\": \"$lvl\"" "$T/out" && grep -qF '"of": 3}' "$T/out" ||
+                  fail "fat.so under $lvl ran: $(grep -o '"variant": {[^}]*}' "$T/out")"; }
+            "$PY" -c "
+import numpy as np, sys
+for o in 'yp':
+    a, b = np.load('$T/'+o+'_$lvl.npy'), np.load('$T/ref_'+o+'.npy')
+    if np.abs(a - b).max() > 1e-5 * max(1, np.abs(b).max()): sys.exit(1)" || fail "fat.so under $lvl differs from the interpreter"
+        done
+        NETRT_CPU_FEATURES=sse2 expect 1 "$NETRUN" "$T/fat.so" &&
+            err_has "needs sse3, ssse3, sse4.1, sse4.2, popcnt (compiled for --cpu=x86-64-v2); this CPU has none of avx, avx2, avx512f: rebuild with --cpu=x86-64"
+        expect 0 "$NETC" check "$SRC/tests/runtime/fake_model.net" --cpu=fat:v2,v3 &&
+            { [ "$(grep -c '^target ' "$T/out")" = 2 ] || fail "netc check --cpu=fat:v2,v3: $(grep '^target' "$T/out")"; }
+        expect 1 "$NETC" "$SRC/tests/runtime/fake_model.net" --cpu=fat:v3,haswell -o "$T/dup.so" &&
+            err_has "'haswell' and 'x86-64-v3' need the same features"
+        expect 1 "$NETC" "$SRC/tests/runtime/fake_model.net" --cpu=fat --target=aarch64-linux-gnu -o "$T/arm.so" &&
+            err_has "fat artifacts hold x86-64 variants"
+    else
+        fail "cannot compile fake_model.net --cpu=fat:"; sed 's/^/    /' "$T/err" >&2
+    fi
     # netc check says what a build for a CPU would need
     expect 0 "$NETC" check "$SRC/tests/runtime/fake_model.net" --cpu=x86-64-v2 &&
         { grep -qF -- "--cpu=x86-64-v2: 4-float vectors, 16 vector registers, no FMA (multiply, then add); needs sse2,sse3,ssse3,sse4.1,sse4.2,popcnt" "$T/out" ||
