@@ -189,3 +189,77 @@ double tu_compiled_vs_interp_ref(const Graph *g, const Graph *refg, int opt_leve
     diags_free(&d);
     return worst;
 }
+
+bool tu_run_interp(const Graph *g, const float *const *in, float *const *out) {
+    Diags d;
+    diags_init(&d);
+    bool ok = interp_run(g, in, out, &d);
+    if (!ok) {
+        char *s = diags_to_string(&d);
+        cr_log_error("interpreter failed:\n%s", s);
+        free(s);
+    }
+    diags_free(&d);
+    return ok;
+}
+
+bool tu_run_compiled(const Graph *g, int opt_level, const char *cpu, int threads, const float *const *in,
+                     float *const *out) {
+    static int counter;
+    char dir[64], so[128];
+    if (!tu_mkdtemp(dir, sizeof dir, "netc_test")) return false;
+    snprintf(so, sizeof so, "%s/r%d.so", dir, counter++);
+    Diags d;
+    diags_init(&d);
+    CodegenOptions co = {.emit = EMIT_SO, .out = so, .cpu = cpu, .opt_level = opt_level};
+    bool ok = codegen_emit(g, &co, &d);
+    if (!ok) {
+        char *s = diags_to_string(&d);
+        cr_log_error("codegen failed:\n%s", s);
+        free(s);
+    }
+    diags_free(&d);
+    char err[512];
+    netrt_model *m = ok ? netrt_open(so, err, sizeof err) : NULL;
+    unlink(so);
+    rmdir(dir);
+    if (!ok) return false;
+    if (!m) {
+        cr_log_error("load failed: %s", err);
+        return false;
+    }
+    for (int i = 0; i < g->noutputs; i++) {
+        int64_t n = ir_numel(ir_tensor(g, g->outputs[i]));
+        for (int64_t k = 0; k < n; k++) out[i][k] = 424242.0f;
+    }
+    netrt_pool *pool = threads > 0 ? netrt_pool_create(threads) : NULL;
+    void *ws = netrt_alloc_workspace(m);
+    memset(ws, 0xff, netrt_desc(m)->workspace_size); /* NaN: kernels must not read unwritten memory */
+    netrt_status st = netrt_run(m, in, out, ws, pool);
+    if (st != NETRT_OK) cr_log_error("run failed: %s", netrt_status_str(st));
+    netrt_free_workspace(ws);
+    if (pool) netrt_pool_destroy(pool);
+    netrt_close(m);
+    return st == NETRT_OK;
+}
+
+size_t tu_cmp_special(const float *got, const float *want, const float *in, size_t n, double tol, const char *what) {
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        float a = got[i], b = want[i];
+        bool ok;
+        if (isnan(b) || isnan(a) || isinf(b) || isinf(a) || tol == 0)
+            ok = isnan(b) ? isnan(a) : memcmp(&a, &b, sizeof a) == 0 || (tol > 0 && a == b);
+        else
+            ok = fabs((double)a - (double)b) <= tol * fmax(fabs((double)b), 1.0);
+        if (ok) continue;
+        if (bad++ < 8) {
+            if (in)
+                cr_log_error("%s: [%zu] got %.9g, want %.9g (input %.9g)", what, i, a, b, in[i]);
+            else
+                cr_log_error("%s: [%zu] got %.9g, want %.9g", what, i, a, b);
+        }
+    }
+    if (bad > 8) cr_log_error("%s: %zu mismatches in all", what, bad);
+    return bad;
+}

@@ -39,3 +39,19 @@ double tu_interp_vs_interp(const Graph *a, const Graph *b, uint64_t seed);
 Graph *tu_load_text(const char *src, uint64_t seed);
 /* The same for a file of the source tree (path relative to it). */
 Graph *tu_load_file(const char *rel, uint64_t seed);
+
+/* ---- running on given inputs, comparing special values (NaN, ±inf, signed zeros) ---------- */
+
+/* Compile g at opt_level for `cpu` (NULL: the host; any LLVM CPU name, e.g. "x86-64-v3"), load
+ * it, run it on `in` with `threads` threads (0: NULL pool), the workspace poisoned with NaN and
+ * every output pre-filled with a finite sentinel (so an unwritten element shows even where NaN
+ * is expected); out[i] holds the numel of output i. False (after logging why) on failure. */
+bool tu_run_compiled(const Graph *g, int opt_level, const char *cpu, int threads, const float *const *in,
+                     float *const *out);
+/* The reference interpreter on g; false (after logging the diagnostics) on failure. */
+bool tu_run_interp(const Graph *g, const float *const *in, float *const *out);
+/* Elementwise: got must be NaN exactly where want is NaN and equal to every infinity of want;
+ * other values must be bitwise equal (tol == 0: +0 and -0 differ) or within
+ * tol * max(|want|, 1). Logs the first few mismatches with `what`, and the input value at that
+ * index when `in` (of the same size as the output) is given. Returns the number of mismatches. */
+size_t tu_cmp_special(const float *got, const float *want, const float *in, size_t n, double tol, const char *what);

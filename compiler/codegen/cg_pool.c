@@ -4,16 +4,14 @@
  * at compile time with the interpreter's rules (padding, ceil_mode overhang, divisor with or
  * without the padding, adaptive bins) and emitted as constant tables, or as arithmetic when
  * they are the same window everywhere. Per output pixel, the channels are reduced over the
- * window in groups of vectors (channels contiguous) or one at a time (strided channels). */
+ * window in groups of vectors (channels contiguous) or one at a time (strided channels).
+ * Averages sum in float row by row and divide as the interpreter (PyTorch's kernels) does,
+ * so they are bit-exact with it, overflow to inf included. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "cg_chan.h"
-
-/* Windows of at least this many taps accumulate averages in double (long sums of floats
- * drift from the interpreter's double sum). */
-#define POOL_DOUBLE_TAPS 64
 
 typedef struct PoolAxis {
     int64_t out;
@@ -26,13 +24,14 @@ typedef struct PoolAxis {
 
 typedef struct Pool {
     const Node *n;
-    bool max, dbl;
+    bool max;
+    bool div_by_axis; /* adaptive_avgpool: sum / rows / columns, two divisions (PyTorch's) */
     CgView in, out;
     PoolAxis ax[2];
     CgcChan ch;
     CgcSplit sp;
     /* while emitting one output pixel */
-    LLVMValueRef nn, ys, yc, xs, xc, div, out_pix;
+    LLVMValueRef nn, ys, yc, xs, xc, ydiv, xdiv, out_pix;
 } Pool;
 
 static void axis_alloc(PoolAxis *a, int64_t out, int64_t dil) {
@@ -119,27 +118,20 @@ static void axis_at(Cg *cg, const PoolAxis *a, LLVMValueRef o, LLVMValueRef *sta
     *div = cgc_load_i64(cg, a->t_div, o);
 }
 
-static int64_t axis_max_count(const PoolAxis *a) {
-    int64_t m = 0;
-    for (int64_t o = 0; o < a->out; o++)
-        if (a->count[o] > m) m = a->count[o];
-    return m;
-}
-
-/* The accumulator type: the group's lanes, in double for long averages. */
-static LLVMTypeRef acc_type(Cg *cg, const Pool *p, const CgcGrp *g) {
-    if (!p->dbl) return cgc_type(cg, g);
-    LLVMTypeRef d = LLVMDoubleTypeInContext(cg->ctx);
-    return g->vec ? LLVMVectorType(d, (unsigned)cg->vw) : d;
+/* An i64 divisor as a float for the group's lanes. */
+static LLVMValueRef divisor(Cg *cg, const CgcGrp *g, LLVMValueRef div) {
+    LLVMValueRef d = LLVMBuildSIToFP(cg->b, div, cg->t_f32, "");
+    return g->vec ? cg_splat(cg, d) : d;
 }
 
 /* One group of channels of one output pixel: reduce over the window's rows and columns.
- * Maxpool keeps the interpreter's rule m = v > m ? v : m (one vmaxps on x86) and, beside it, a
- * flag of the lanes that saw a NaN: a NaN anywhere in the window makes the result NaN. */
+ * Maxpool keeps the interpreter's rule m = v > m ? v : m (cg_fmax: one vmaxps on x86) and,
+ * beside it, a flag of the lanes that saw a NaN: a NaN anywhere in the window makes the result
+ * NaN. */
 static void pool_group(Cg *cg, const CgcGrp *g, void *user) {
     Pool *p = user;
     LLVMBuilderRef b = cg->b;
-    LLVMTypeRef at = acc_type(cg, p, g);
+    LLVMTypeRef at = cgc_type(cg, g);
     LLVMTypeRef flag_t = g->vec ? cg->t_vi1 : cg->t_i1;
     LLVMValueRef init = p->max ? cgc_const(cg, g, -INFINITY) : LLVMConstNull(at);
     LLVMValueRef ycar[CGC_MAXG], xcar[CGC_MAXG], ynan[CGC_MAXG] = {0}, xnan[CGC_MAXG] = {0};
@@ -160,11 +152,9 @@ static void pool_group(Cg *cg, const CgcGrp *g, void *user) {
     for (int v = 0; v < g->nv; v++) {
         LLVMValueRef x = cgc_load(cg, g, v, &p->in, pix);
         if (p->max) {
-            LLVMValueRef gt = LLVMBuildFCmp(b, LLVMRealOGT, x, xcar[v], "");
-            cgc_carry_next(cg, xcar[v], LLVMBuildSelect(b, gt, x, xcar[v], "max"));
+            cgc_carry_next(cg, xcar[v], cg_fmax(cg, xcar[v], x)); /* a NaN x is skipped here */
             cgc_carry_next(cg, xnan[v], LLVMBuildOr(b, xnan[v], LLVMBuildFCmp(b, LLVMRealUNO, x, x, ""), "nan"));
         } else {
-            if (p->dbl) x = LLVMBuildFPExt(b, x, at, "");
             cgc_carry_next(cg, xcar[v], LLVMBuildFAdd(b, xcar[v], x, ""));
         }
     }
@@ -178,16 +168,11 @@ static void pool_group(Cg *cg, const CgcGrp *g, void *user) {
         LLVMValueRef r = ycar[v];
         if (p->max) {
             r = LLVMBuildSelect(b, ynan[v], cgc_const(cg, g, NAN), r, "");
+        } else if (p->div_by_axis) {
+            r = LLVMBuildFDiv(b, r, divisor(cg, g, p->ydiv), "");
+            r = LLVMBuildFDiv(b, r, divisor(cg, g, p->xdiv), "");
         } else {
-            LLVMTypeRef et = g->vec ? LLVMGetElementType(at) : at;
-            LLVMValueRef dv = LLVMBuildSIToFP(b, p->div, et, "");
-            if (g->vec) {
-                LLVMValueRef e = LLVMBuildInsertElement(b, LLVMGetUndef(at), dv, LLVMConstInt(cg->t_i32, 0, 0), "");
-                dv = LLVMBuildShuffleVector(b, e, LLVMGetUndef(at),
-                                            LLVMConstNull(LLVMVectorType(cg->t_i32, (unsigned)cg->vw)), "");
-            }
-            r = LLVMBuildFDiv(b, r, dv, "");
-            if (p->dbl) r = LLVMBuildFPTrunc(b, r, cgc_type(cg, g), "");
+            r = LLVMBuildFDiv(b, r, divisor(cg, g, cg_mul(cg, p->ydiv, p->xdiv)), "");
         }
         cgc_store(cg, g, v, &p->out, p->out_pix, r);
     }
@@ -200,12 +185,10 @@ static void pool_body(Cg *cg, LLVMValueRef item, void *user) {
     int64_t OH = p->out.shape[2];
     LLVMValueRef oy = cg_remc(cg, row, OH);
     p->nn = cg_divc(cg, row, OH);
-    LLVMValueRef ydiv, xdiv;
-    axis_at(cg, &p->ax[0], oy, &p->ys, &p->yc, &ydiv);
+    axis_at(cg, &p->ax[0], oy, &p->ys, &p->yc, &p->ydiv);
     CgLoop lx;
     cg_loop_begin(cg, &lx, x0, x1, 1, "ox");
-    axis_at(cg, &p->ax[1], lx.iv, &p->xs, &p->xc, &xdiv);
-    p->div = cg_mul(cg, ydiv, xdiv);
+    axis_at(cg, &p->ax[1], lx.iv, &p->xs, &p->xc, &p->xdiv);
     p->out_pix = cgc_off4(cg, &p->out, p->nn, NULL, oy, lx.iv);
     cgc_chan_emit(cg, &p->ch, chunk, pool_group, p);
     cg_loop_end(cg, &lx);
@@ -216,7 +199,6 @@ static bool pool_emit(Cg *cg, Pool *p, const char *name) {
     const Node *n = p->n;
     p->in = cg->views[n->in[0]];
     p->out = cg->views[n->out];
-    if (!p->max) p->dbl = axis_max_count(&p->ax[0]) * axis_max_count(&p->ax[1]) >= POOL_DOUBLE_TAPS;
     axis_emit(cg, &p->ax[0], n->name, "y");
     axis_emit(cg, &p->ax[1], n->name, "x");
     cgc_chan_init(cg, &p->ch, p->out.shape[1], cgc_unit_c(&p->in) && cgc_unit_c(&p->out), CGC_MAXG);
@@ -266,7 +248,7 @@ bool cg_kernel_global_avgpool(Cg *cg, const Node *n) {
 
 bool cg_kernel_adaptive_avgpool(Cg *cg, const Node *n) {
     const Tensor *x = ir_tensor(cg->g, n->in[0]), *y = ir_tensor(cg->g, n->out);
-    Pool pl = {.n = n};
+    Pool pl = {.n = n, .div_by_axis = y->shape[2] * y->shape[3] > 1}; /* a 1×1 output divides once */
     for (int a = 0; a < 2; a++) axis_adaptive(&pl.ax[a], x->shape[2 + a], y->shape[2 + a]);
     return pool_emit(cg, &pl, "adaptive_avgpool");
 }

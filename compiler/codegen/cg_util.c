@@ -171,11 +171,14 @@ LLVMValueRef cg_fma(Cg *cg, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c) {
     /* without FMA hardware llvm.fma becomes a libm call per lane: fmuladd is a mul and an add */
     return cg_intrinsic(cg, cg->fma ? "llvm.fma" : "llvm.fmuladd", LLVMTypeOf(a), (LLVMValueRef[]){a, b, c}, 3);
 }
+/* a < b ? b : a, not llvm.maxnum: maxnum(NaN, 0) is 0, so relu(NaN) would be 0 where PyTorch
+ * and the interpreter give NaN. Written as a select on an ordered compare, x86 selects one
+ * maxps/minps (whose operand order is exactly "keep the first when unordered"), no blend. */
 LLVMValueRef cg_fmax(Cg *cg, LLVMValueRef a, LLVMValueRef b) {
-    return cg_intrinsic(cg, "llvm.maxnum", LLVMTypeOf(a), (LLVMValueRef[]){a, b}, 2);
+    return LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, LLVMRealOLT, a, b, ""), b, a, "max");
 }
 LLVMValueRef cg_fmin(Cg *cg, LLVMValueRef a, LLVMValueRef b) {
-    return cg_intrinsic(cg, "llvm.minnum", LLVMTypeOf(a), (LLVMValueRef[]){a, b}, 2);
+    return LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, LLVMRealOGT, a, b, ""), b, a, "min");
 }
 
 LLVMValueRef cg_hsum(Cg *cg, LLVMValueRef v) {
@@ -183,8 +186,18 @@ LLVMValueRef cg_hsum(Cg *cg, LLVMValueRef v) {
     LLVMSetFastMathFlags(r, LLVMFastMathAllowReassoc);
     return r;
 }
+/* By halving, the upper lanes onto the lower ones: log2(vw) shuffles and maxps, where
+ * llvm.vector.reduce.fmax (maxnum) is a scalar max/compare/blend per lane. For NaN-free vectors
+ * (softmax's running max skips NaNs): which NaN lane would come out is not specified. */
 LLVMValueRef cg_hmax(Cg *cg, LLVMValueRef v) {
-    return cg_intrinsic(cg, "llvm.vector.reduce.fmax", LLVMTypeOf(v), &v, 1);
+    unsigned n = LLVMGetVectorSize(LLVMTypeOf(v));
+    for (unsigned half = n / 2; half >= 1; half /= 2) {
+        LLVMValueRef idx[64];
+        for (unsigned i = 0; i < n; i++) idx[i] = LLVMConstInt(cg->t_i32, i < half ? i + half : i, 0);
+        LLVMValueRef hi = LLVMBuildShuffleVector(cg->b, v, LLVMGetUndef(LLVMTypeOf(v)), LLVMConstVector(idx, n), "");
+        v = cg_fmax(cg, v, hi);
+    }
+    return LLVMBuildExtractElement(cg->b, v, LLVMConstInt(cg->t_i32, 0, 0), "");
 }
 
 /* Vector math: glibc's libmvec on x86 (zmm/ymm variants, by the vector-function ABI names),
@@ -250,9 +263,10 @@ LLVMValueRef cg_activation(Cg *cg, const Node *n, LLVMValueRef x, LLVMValueRef s
     }
     case OP_HARDSWISH:
     case OP_HARDSIGMOID: {
+        /* PyTorch's order: x * r / 6 for hardswish (so hardswish(3e38) overflows to inf there) */
         LLVMValueRef r = cg_fmin(cg, cg_fmax(cg, LLVMBuildFAdd(b, x, K(3), ""), K(0)), K(6));
-        r = LLVMBuildFDiv(b, r, K(6), "");
-        return n->op == OP_HARDSWISH ? LLVMBuildFMul(b, x, r, "") : r;
+        if (n->op == OP_HARDSWISH) r = LLVMBuildFMul(b, x, r, "");
+        return LLVMBuildFDiv(b, r, K(6), "");
     }
     case OP_GELU: {
         LLVMValueRef half_x = LLVMBuildFMul(b, x, K(0.5), "");

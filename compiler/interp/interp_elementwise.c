@@ -30,7 +30,9 @@ static double act_relu6(double x, const ActParams *p) {
     (void)p;
     return x < 0 ? 0 : x > 6 ? 6 : x;
 }
-static double act_leaky_relu(double x, const ActParams *p) { return x < 0 ? p->a * x : x; }
+/* the slope in float, as PyTorch (and the compiled code) multiply: the product of two floats is
+ * exact in double, so the result is float's correctly rounded product */
+static double act_leaky_relu(double x, const ActParams *p) { return x < 0 ? (double)(float)p->a * x : x; }
 static double act_clamp(double x, const ActParams *p) {
     if (isnan(x)) return x;
     if (p->has_a && x < p->a) x = p->a;
@@ -49,13 +51,23 @@ static double act_silu(double x, const ActParams *p) {
     (void)p;
     return x / (1.0 + exp(-x));
 }
+/* PyTorch's formulas in float, as it evaluates them: min(max(x + 3, 0), 6) / 6 and
+ * x * min(max(x + 3, 0), 6) / 6 — the product first, so hardswish(1e30) is 1.00000009e30 and
+ * hardswish(3e38) overflows to inf there and here. */
+static float hard_clamp(float x) {
+    float r = x + 3.0f;
+    return r < 0 ? 0 : r > 6 ? 6 : r;
+}
 static double act_hardsigmoid(double x, const ActParams *p) {
     (void)p;
-    double r = x + 3.0;
-    r = r < 0 ? 0 : r > 6 ? 6 : r;
-    return r / 6.0;
+    float r = hard_clamp((float)x);
+    return r / 6.0f;
 }
-static double act_hardswish(double x, const ActParams *p) { return x * act_hardsigmoid(x, p); }
+static double act_hardswish(double x, const ActParams *p) {
+    (void)p;
+    float f = (float)x, r = f * hard_clamp(f);
+    return r / 6.0f;
+}
 /* erf form: x/2 (1 + erf(x/√2)); tanh form: x/2 (1 + tanh(√(2/π) (x + 0.044715 x³))) */
 static double act_gelu(double x, const ActParams *p) {
     if (p->tanh_form) return 0.5 * x * (1.0 + tanh(sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));

@@ -1,5 +1,9 @@
 /* interp_pool.c — reference pooling kernels: maxpool2d, avgpool2d, global_avgpool,
- * adaptive_avgpool, with PyTorch's window, padding and divisor rules. */
+ * adaptive_avgpool, with PyTorch's window, padding and divisor rules.
+ *
+ * The averages sum in float, row by row, and divide as PyTorch's CPU kernels do (not in double,
+ * unlike the other reductions here): that makes avgpool2d and adaptive_avgpool bit-exact with
+ * PyTorch, and a window of large values (3e38 + 3e38) overflows to inf as it does there. */
 #include <math.h>
 #include <stdbool.h>
 
@@ -65,40 +69,48 @@ void interp_avgpool2d(const Graph *g, const Node *n, const float *const *in, flo
                     *dst = 0.0f;
                     continue;
                 }
-                double sum = 0.0;
+                float sum = 0.0f;
                 for (int64_t iy = y0; iy < y1; iy++)
                     for (int64_t ix = x0; ix < x1; ix++) sum += src[iy * W + ix];
                 int64_t count = include_pad ? padded_count : (y1 - y0) * (x1 - x0);
-                *dst = (float)(sum / (double)count);
+                *dst = sum / (float)count;
             }
     }
 }
 
+/* PyTorch computes this as x.mean((-2, -1)): its float sum runs in another order (so the
+ * result may differ in the last bits), then divides once by H*W, as here. */
 void interp_global_avgpool(const Graph *g, const Node *n, const float *const *in, float *out) {
     const Tensor *ti = interp_in_tensor(g, n, 0);
     int64_t NC = ti->shape[0] * ti->shape[1], HW = ti->shape[2] * ti->shape[3];
     for (int64_t c = 0; c < NC; c++) {
-        double sum = 0.0;
+        float sum = 0.0f;
         for (int64_t i = 0; i < HW; i++) sum += in[0][c * HW + i];
-        out[c] = (float)(sum / (double)HW);
+        out[c] = sum / (float)HW;
     }
 }
 
-/* F.adaptive_avg_pool2d: output cell i averages input [floor(i*in/out), ceil((i+1)*in/out)). */
+/* F.adaptive_avg_pool2d: output cell i averages input [floor(i*in/out), ceil((i+1)*in/out)),
+ * dividing by the bin's height, then by its width, as PyTorch's kernel does; a 1×1 output is
+ * PyTorch's mean (global_avgpool). */
 void interp_adaptive_avgpool(const Graph *g, const Node *n, const float *const *in, float *out) {
     const Tensor *ti = interp_in_tensor(g, n, 0), *to = interp_out_tensor(g, n);
     int64_t NC = ti->shape[0] * ti->shape[1], H = ti->shape[2], W = ti->shape[3];
     int64_t OH = to->shape[2], OW = to->shape[3];
+    if (OH == 1 && OW == 1) {
+        interp_global_avgpool(g, n, in, out);
+        return;
+    }
     for (int64_t c = 0; c < NC; c++) {
         const float *src = in[0] + c * H * W;
         for (int64_t y = 0; y < OH; y++) {
             int64_t y0 = y * H / OH, y1 = ((y + 1) * H + OH - 1) / OH;
             for (int64_t x = 0; x < OW; x++) {
                 int64_t x0 = x * W / OW, x1 = ((x + 1) * W + OW - 1) / OW;
-                double sum = 0.0;
+                float sum = 0.0f;
                 for (int64_t iy = y0; iy < y1; iy++)
                     for (int64_t ix = x0; ix < x1; ix++) sum += src[iy * W + ix];
-                out[(c * OH + y) * OW + x] = (float)(sum / (double)((y1 - y0) * (x1 - x0)));
+                out[(c * OH + y) * OW + x] = sum / (float)(y1 - y0) / (float)(x1 - x0);
             }
         }
     }

@@ -1,5 +1,6 @@
-/* test_cg_models.c — every example model compiled at -O0 and -O2 equals the reference
- * interpreter (random weights, random inputs), and a compiled model behaves as the runtime's
+/* test_cg_models.c — every example model compiled at -O0 (no graph passes, LLVM -O0) and at
+ * -O2 (the -O2 pass list, then LLVM -O2) equals the reference interpreter on the graph as
+ * loaded (random weights, random inputs), and a compiled model behaves as the runtime's
  * contract says: shapes reported by the loader, two threads with two workspaces agree. */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -10,6 +11,7 @@
 #include "codegen/codegen.h"
 #include "frontend.h"
 #include "netrt.h"
+#include "passes/passes.h"
 #include "testutil.h"
 
 static Graph *load_example(const char *name) {
@@ -18,14 +20,34 @@ static Graph *load_example(const char *name) {
     return tu_load_file(rel, 5);
 }
 
-static void check_example(const char *name, int threads) {
-    for (int opt = 0; opt <= 2; opt += 2) {
-        Graph *g = load_example(name);
-        cr_assert_not_null(g, "%s does not load", name);
-        double e = tu_compiled_vs_interp(g, opt, threads, 17);
-        cr_expect(e >= 0 && e <= 1e-5, "%s at -O%d: compiled vs interpreter rel.err %g", name, opt, e);
-        ir_graph_free(g);
+/* The level's passes as netc runs them (its default --split-tol), the verifier after each. */
+static bool run_level_passes(Graph *g, int opt, const char *name) {
+    Diags d;
+    diags_init(&d);
+    PassOptions po = {.opt_level = opt, .split_tol = 1e-6, .pass_limit = -1, .verify = true};
+    bool ok = passes_run(g, &po, &d, stderr);
+    if (!ok) {
+        char *s = diags_to_string(&d);
+        cr_log_error("%s: -O%d passes (%s) failed:\n%s", name, opt, pass_level_list(opt), s);
+        free(s);
     }
+    diags_free(&d);
+    return ok;
+}
+
+static void check_example(const char *name, int threads) {
+    Graph *ref = load_example(name);
+    cr_assert_not_null(ref, "%s does not load", name);
+    for (int opt = 0; opt <= 2; opt += 2) {
+        Graph *g = opt ? load_example(name) : ref;
+        cr_assert_not_null(g, "%s does not load", name);
+        double e = -1;
+        if (run_level_passes(g, opt, name)) e = tu_compiled_vs_interp_ref(g, ref, opt, threads, 17);
+        cr_expect(e >= 0 && e <= 1e-5, "%s at -O%d (passes %s): compiled vs interpreter rel.err %g", name, opt,
+                  pass_level_list(opt), e);
+        if (g != ref) ir_graph_free(g);
+    }
+    ir_graph_free(ref);
 }
 
 Test(cg_models, lenet) { check_example("lenet", 0); }

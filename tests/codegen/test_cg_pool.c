@@ -81,7 +81,7 @@ Test(cg_pool, one_by_one_spatial) {
 Test(cg_pool, global_avgpool) {
     CHECK("[2, 33, 7, 5]", "global", "global_avgpool(x)");
     CHECK("[1, 3, 1, 1]", "global", "global_avgpool(x)");
-    /* 256 taps: the double accumulator; 200 channels: several chunks of vector groups */
+    /* 256 taps: a long float sum; 200 channels: several chunks of vector groups */
     CHECK("[1, 17, 16, 16]", "global", "global_avgpool(x)");
     CHECK("[1, 200, 3, 3]", "global", "global_avgpool(x)", "maxpool2d(x, kernel=3)");
 }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "codegen/cg.h"
+#include "codegen/codegen.h"
 #include "interp/interp.h"
 #include "netrt.h"
 #include "testutil.h"
@@ -77,23 +78,11 @@ static int64_t view_off(const CgView *v, int64_t i) {
 }
 
 static void init_cg(Cg *cg, const Graph *g, Diags *d) {
-    LLVMInitializeNativeTarget();
-    LLVMInitializeNativeAsmPrinter();
     cg->g = g;
     cg->d = d;
-    cg->triple = LLVMGetDefaultTargetTriple();
-    LLVMTargetRef target;
-    char *err = NULL;
-    cr_assert(!LLVMGetTargetFromTriple(cg->triple, &target, &err), "%s", err);
-    char *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
-    cg->avx512 = strstr(features, "+avx512f") != NULL;
-    cg->avx2 = strstr(features, "+avx2") != NULL && strstr(features, "+fma") != NULL;
-    cg->x86 = !strncmp(cg->triple, "x86_64", 6) && strstr(cg->triple, "linux") != NULL;
-    cg->vw = cg->avx512 ? 16 : cg->avx2 ? 8 : 4;
-    cg->tm = LLVMCreateTargetMachine(target, cg->triple, cpu, features, LLVMCodeGenLevelDefault, LLVMRelocPIC,
-                                     LLVMCodeModelDefault);
-    LLVMDisposeMessage(cpu);
-    LLVMDisposeMessage(features);
+    /* the compiler's own target set-up (host CPU, one variant), so every field it reads is set */
+    CodegenOptions co = {.emit = EMIT_SO, .opt_level = 2};
+    cr_assert(cg_target_init(cg, &co, d), "target set-up failed");
     cg->ctx = LLVMContextCreate();
     cg->mod = LLVMModuleCreateWithNameInContext("strided", cg->ctx);
     cg->b = LLVMCreateBuilderInContext(cg->ctx);
@@ -125,8 +114,7 @@ static void free_cg(Cg *cg) {
     LLVMDisposeBuilder(cg->b);
     LLVMDisposeModule(cg->mod);
     LLVMContextDispose(cg->ctx);
-    LLVMDisposeTargetMachine(cg->tm);
-    LLVMDisposeMessage(cg->triple);
+    cg_target_free(cg);
 }
 
 typedef void (*EntryFn)(float **ins, float **outs, void *ws, netrt_pool *pool);

@@ -1,6 +1,8 @@
 /* test_fixtures.c — the reference interpreter against PyTorch: every case folder of
  * tests/fixtures/ops/ (made by tools/make_fixtures.py) is loaded through the front end, run,
- * and compared with the expected outputs torch.nn.functional computed. */
+ * and compared with the expected outputs torch.nn.functional computed; so is every case of
+ * tests/fixtures/special/ (NaN, ±inf, huge values, relu6's cap through the activations, pools
+ * and softmax), element by element as its model.net's "# compare:" line says. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <stdarg.h>
@@ -40,11 +42,29 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* The "# compare: exact|TOL" line of a model.net: 0 for exact (bit for bit), TOL, or -1 when
+ * there is none (the whole-output relative error of tu_rel_err then). */
+static double compare_mode(const char *model) {
+    FILE *f = fopen(model, "r");
+    if (!f) return -1;
+    char line[256];
+    double tol = -1;
+    while (tol < 0 && fgets(line, sizeof line, f) && line[0] == '#') {
+        const char *k = "# compare: ";
+        if (strncmp(line, k, strlen(k))) continue;
+        const char *v = line + strlen(k);
+        tol = !strncmp(v, "exact", 5) ? 0 : strtod(v, NULL);
+    }
+    fclose(f);
+    return tol;
+}
+
 /* Runs one case; returns NULL on success, else a malloc'ed message naming what went wrong. */
 static char *run_case(const char *dir, const char *name) {
     char err[256];
     char *msg = NULL;
     char *model = fmt("%s/%s/model.net", dir, name);
+    double tol = compare_mode(model);
     char *wpath = fmt("%s/%s/weights.safetensors", dir, name);
     FrontendOptions o = {.weights_path = file_exists(wpath) ? wpath : NULL, .quiet = true};
     Diags d;
@@ -99,6 +119,14 @@ static char *run_case(const char *dir, const char *name) {
         free(dm);
     }
     for (int i = 0; i < g->noutputs && !msg; i++) {
+        if (tol >= 0) {
+            const float *x = g->ninputs == 1 && ins[0].count == want[i].count ? ins[0].data : NULL;
+            size_t bad = tu_cmp_special(outs[i], want[i].data, x, want[i].count, tol, name);
+            if (bad)
+                msg = fmt("output '%s': %zu elements differ (compare: %s)", g->output_names[i], bad,
+                          tol ? "tolerance" : "exact");
+            continue;
+        }
         double e = tu_rel_err(outs[i], want[i].data, want[i].count);
         if (!(e <= FIXTURE_TOL))
             msg = fmt("output '%s': relative error %.3g > %g", g->output_names[i], e, FIXTURE_TOL);
@@ -139,8 +167,8 @@ static char **list_cases(const char *dir, int *count) {
     return names;
 }
 
-Test(interp_fixtures, every_case_matches_pytorch) {
-    char *dir = fmt("%s", tu_src("tests/fixtures/ops"));
+static void run_folder(const char *rel) {
+    char *dir = fmt("%s", tu_src(rel));
     int n;
     char **names = list_cases(dir, &n);
     cr_assert_gt(n, 0, "no fixture cases in %s", dir);
@@ -156,9 +184,16 @@ Test(interp_fixtures, every_case_matches_pytorch) {
     }
     free(names);
     free(dir);
-    cr_assert_eq(failed, 0, "%d of %d fixture cases differ from PyTorch (see the log above)",
-                 failed, n);
+    cr_assert_eq(failed, 0, "%d of %d fixture cases of %s differ from PyTorch (see the log above)",
+                 failed, n, rel);
 }
+
+Test(interp_fixtures, every_case_matches_pytorch) { run_folder("tests/fixtures/ops"); }
+
+/* Every activation on NaN, ±inf, ±1e30, ±3e38, ±FLT_MAX, ±0, denormals and 6 ± 1 ulp, the pools
+ * on windows of NaN, infinities and overflowing sums, softmax on lines holding them: the same
+ * NaNs and infinities as PyTorch 1.13, bit for bit where the math is exact. */
+Test(interp_fixtures, special_values_match_pytorch) { run_folder("tests/fixtures/special"); }
 
 /* The fixtures cover every op of the table: each op name appears as a call in some model.net. */
 Test(interp_fixtures, every_op_has_a_fixture) {
