@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "ast.h"
+#include "timing.h"
 #include "lower/lower.h"
 #include "weights/weights.h"
 
@@ -13,10 +14,19 @@ Graph *frontend_load_text(const char *file, const char *text, size_t len, const 
     Ast ast = {0};
     diags_set_source(d, file, text, len);
     Graph *g = NULL;
-    if (ast_parse(&ast_arena, d, file, text, len, &ast)) g = lower_ast(&ast, file, d);
+    Times *tt = o ? o->times : NULL;
+    double t0 = times_now();
+    bool parsed = ast_parse(&ast_arena, d, file, text, len, &ast);
+    double t1 = times_now();
+    times_add(tt, "front", "parse", t1 - t0);
+    if (parsed) g = lower_ast(&ast, file, d);
     arena_free(&ast_arena);
+    times_add(tt, "front", "lower", times_now() - t1);
     if (!g) return NULL;
-    if (!ir_verify(g, d, false)) goto fail;
+    t0 = times_now();
+    bool verified = ir_verify(g, d, false);
+    times_add(tt, "front", "verify and shapes", times_now() - t0);
+    if (!verified) goto fail;
     /* refuse, with a message, what could only end in running out of memory */
     int64_t weights = 0;
     for (int i = 0; i < g->tensors.len; i++)
@@ -27,6 +37,7 @@ Graph *frontend_load_text(const char *file, const char *text, size_t len, const 
         goto fail;
     }
     if (o && o->no_weights) return g;
+    t0 = times_now();
     if (o && o->weights_path) {
         if (!weights_load(g, o->weights_path, d)) goto fail;
     } else {
@@ -35,6 +46,7 @@ Graph *frontend_load_text(const char *file, const char *text, size_t len, const 
             diag_note(d, (SrcLoc){0}, "no --weights given: using seeded random weights (seed %llu)",
                       (unsigned long long)(o ? o->seed : 0));
     }
+    times_add(tt, "front", "weights", times_now() - t0);
     if (!ir_verify(g, d, true)) goto fail;
     return g;
 fail:

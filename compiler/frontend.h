@@ -12,6 +12,7 @@ typedef struct FrontendOptions {
     uint64_t seed;            /* for the random init */
     bool quiet;               /* no note about random weights */
     bool no_weights;          /* leave weights unbound (parse, lower, verify and shapes only) */
+    struct Times *times;      /* --time-passes: parse, lower, verify, weights; NULL: none */
 } FrontendOptions;
 
 /* NULL when any error was reported in d (d also carries the source for caret printing). */

@@ -89,6 +89,7 @@ typedef struct Cg {
     LLVMValueRef entry_fn, entry_ctx, entry_pool;
     LLVMBasicBlockRef entry_bb;
     int kernel_count;
+    struct Times *times; /* --time-passes, or NULL */
     const Node *node; /* the node being generated, for error locations */
 } Cg;
 

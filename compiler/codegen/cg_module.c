@@ -17,6 +17,7 @@
 #include "cg.h"
 #include "codegen.h"
 #include "netrt.h"
+#include "timing.h"
 
 extern char **environ;
 
@@ -165,7 +166,10 @@ static LLVMValueRef build_variant(Cg *cg, EmitKind emit, LLVMTypeRef run_t) {
         const Node *n = ir_node(g, k);
         if (n->dead) continue;
         cg->node = n;
-        if (!kernels[n->op](cg, n)) return NULL;
+        double t0 = times_now();
+        bool ok = kernels[n->op](cg, n);
+        times_add(cg->times, "irgen", op_info(n->op)->name, times_now() - t0);
+        if (!ok) return NULL;
     }
     cg->node = NULL;
     /* outputs: to the caller's NCHW buffers (a tensor listed twice is copied twice) */
@@ -488,7 +492,10 @@ static void print_stats(const Cg *cg, const CodegenOptions *o, FILE *f) {
 
 bool codegen_emit(const Graph *g, const CodegenOptions *o, Diags *d) {
     Cg cg = {.g = g, .d = d, .opt_level = o->opt_level};
+    double t_phase = times_now();
+    cg.times = o->times;
     plan_graph(g, &cg.plan);
+    times_add(o->times, "plan", "memory plan", times_now() - t_phase);
     bool ok = false;
     char *stem = stem_of(o->out);
     if (o->emit == EMIT_HEADER) {
@@ -499,7 +506,9 @@ bool codegen_emit(const Graph *g, const CodegenOptions *o, Diags *d) {
         free(h);
         goto out_plan;
     }
+    t_phase = times_now();
     if (!cg_target_init(&cg, o, d)) goto out_plan;
+    times_add(o->times, "llvm", "target set-up", times_now() - t_phase);
     cg.ctx = LLVMContextCreate();
     cg.mod = LLVMModuleCreateWithNameInContext(g->name, cg.ctx);
     cg.b = LLVMCreateBuilderInContext(cg.ctx);
@@ -529,6 +538,7 @@ bool codegen_emit(const Graph *g, const CodegenOptions *o, Diags *d) {
         }
         LLVMDisposeTargetData(wtd);
     }
+    t_phase = times_now();
     char *verr = NULL;
     if (LLVMVerifyModule(cg.mod, LLVMReturnStatusAction, &verr)) {
         diag_error(d, (SrcLoc){0}, "internal error (a bug in netc): generated IR does not verify: %.2000s", verr);
@@ -539,7 +549,10 @@ bool codegen_emit(const Graph *g, const CodegenOptions *o, Diags *d) {
     LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
     LLVMPassBuilderOptionsSetLoopVectorization(po, 1);
     LLVMPassBuilderOptionsSetSLPVectorization(po, 1);
+    times_add(o->times, "llvm", "verify module", times_now() - t_phase);
+    t_phase = times_now();
     LLVMErrorRef perr = LLVMRunPasses(cg.mod, o->opt_level == 0 ? "default<O0>" : "default<O3>", cg.tm, po);
+    times_add(o->times, "llvm", "optimisation pipeline", times_now() - t_phase);
     LLVMDisposePassBuilderOptions(po);
     if (perr) {
         char *m = LLVMGetErrorMessage(perr);
@@ -579,7 +592,10 @@ bool codegen_emit(const Graph *g, const CodegenOptions *o, Diags *d) {
         snprintf(obj, n, "%s.o", stem);
         snprintf(hdr, n, "%s.h", stem);
         char *tmp = tmp_path_for(obj);
-        ok = emit_machine(&cg, LLVMObjectFile, tmp, obj, d) && write_header(g, cg.plan.workspace_bytes, hdr, d) &&
+        t_phase = times_now();
+        ok = emit_machine(&cg, LLVMObjectFile, tmp, obj, d);
+        times_add(o->times, "llvm", "object emission", times_now() - t_phase);
+        ok = ok && write_header(g, cg.plan.workspace_bytes, hdr, d) &&
              commit_file(tmp, obj, d);
         if (!ok) unlink(tmp);
         free(tmp), free(obj), free(hdr);
@@ -593,8 +609,13 @@ bool codegen_emit(const Graph *g, const CodegenOptions *o, Diags *d) {
         snprintf(so, n, "%s.so", tmp_obj);
         const char *cc = getenv("NETC_CC");
         if (!cc || !*cc) cc = cg.cross && !strncmp(cg.triple, "aarch64", 7) ? "aarch64-linux-gnu-gcc" : "cc";
-        ok = emit_machine(&cg, LLVMObjectFile, obj, o->out, d) && run_linker(cc, obj, so, cg.x86, d) &&
-             commit_file(so, o->out, d);
+        t_phase = times_now();
+        ok = emit_machine(&cg, LLVMObjectFile, obj, o->out, d);
+        times_add(o->times, "llvm", "object emission", times_now() - t_phase);
+        t_phase = times_now();
+        ok = ok && run_linker(cc, obj, so, cg.x86, d);
+        times_add(o->times, "link", "cc -shared", times_now() - t_phase);
+        ok = ok && commit_file(so, o->out, d);
         unlink(obj);
         unlink(so);
         free(tmp_obj), free(obj), free(so);

@@ -19,6 +19,7 @@ typedef struct CodegenOptions {
     const char *mattr;  /* NULL, or LLVM features to add or remove: "+avx2,+fma", "-avx512f" */
     int opt_level;      /* 0..3 */
     FILE *stats;        /* --stats: what the artifact holds (variants, weights, size); NULL: none */
+    struct Times *times; /* --time-passes: planning, IR generation per op, LLVM, linking */
 } CodegenOptions;
 
 bool codegen_emit(const Graph *g, const CodegenOptions *o, Diags *d);

@@ -15,6 +15,7 @@
 #include "netrt.h"
 #include "npy.h"
 #include "passes/passes.h"
+#include "timing.h"
 #include "plan/plan.h"
 
 enum { EXIT_OK = 0, EXIT_BAD_INPUT = 1, EXIT_USAGE = 2 };
@@ -389,12 +390,12 @@ static bool write_dot(const Graph *g, const char *path, Diags *d) {
 
 /* ---- netc MODEL.net: code generation ------------------------------------------------------ */
 
-static int cmd_compile(const Options *o, Graph *g, Diags *d) {
+static int cmd_compile(const Options *o, Graph *g, Diags *d, Times *times) {
     static const struct { const char *name, *ext; EmitKind kind; } kinds[] = {
         {"so", ".so", EMIT_SO}, {"obj", "", EMIT_OBJ}, {"header", "", EMIT_HEADER},
         {"ll", ".ll", EMIT_LL}, {"asm", ".s", EMIT_ASM}};
     const char *emit = o->emit ? o->emit : "so";
-    CodegenOptions co = {.triple = o->target, .cpu = o->cpu, .mattr = o->mattr, .stats = o->stats ? stderr : NULL, .opt_level = o->opt_level < 0 ? 2 : o->opt_level};
+    CodegenOptions co = {.triple = o->target, .cpu = o->cpu, .mattr = o->mattr, .stats = o->stats ? stderr : NULL, .times = times, .opt_level = o->opt_level < 0 ? 2 : o->opt_level};
     if (o->passes && o->opt_level < 0) co.opt_level = 2;
     const char *ext = "";
     for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
@@ -413,6 +414,8 @@ static int cmd_compile(const Options *o, Graph *g, Diags *d) {
 }
 
 int main(int argc, char **argv) {
+    double t_start = times_now();
+    static Times times; /* --time-passes */
     Options o = {0};
     int st = parse_args(argc, argv, &o);
     if (st != EXIT_OK) return st;
@@ -436,7 +439,9 @@ int main(int argc, char **argv) {
         return EXIT_USAGE;
     }
     /* check needs shapes, not values: without --weights it binds none */
-    FrontendOptions fo = {.weights_path = o.weights, .seed = o.seed, .no_weights = !compile && !o.weights && !strcmp(o.cmd, "check")};
+    Times *tt = o.time_passes ? &times : NULL;
+    po.times = tt;
+    FrontendOptions fo = {.weights_path = o.weights, .seed = o.seed, .times = tt, .no_weights = !compile && !o.weights && !strcmp(o.cmd, "check")};
     Graph *g = frontend_load(o.model, &fo, &d);
     if (!g) return finish(&d, EXIT_BAD_INPUT);
     if (strcmp(o.cmd, "check")) {
@@ -466,8 +471,9 @@ int main(int argc, char **argv) {
     } else if (!strcmp(o.cmd, "run")) {
         st = cmd_run(&o, g, &d);
     } else {
-        st = cmd_compile(&o, g, &d);
+        st = cmd_compile(&o, g, &d, tt);
     }
     ir_graph_free(g);
+    if (tt) times_print(tt, times_now() - t_start, stderr);
     return finish(&d, st);
 }

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "passes.h"
+#include "timing.h"
 
 /* The one table of passes. `handles`: what each pass rewrites correctly when an earlier pass has
  * left it in the graph (fold-bn moves a batchnorm's epilogue onto the conv; every rewrite that
@@ -234,7 +235,8 @@ bool passes_run(Graph *g, const PassOptions *o, Diags *d, FILE *report) {
         double ms = now_ms() - t0;
         total += ms;
         if (changed) ir_compact(g);
-        if (o->time_passes)
+        if (o->time_passes && o->times) times_add(o->times, "pass", pi->name, ms);
+        else if (o->time_passes)
             fprintf(report, "time: %-12s %8.2f ms  (%lld rewrites)\n", c.pass, ms, (long long)(c.rewrites - before));
         unsigned gained = pass_graph_facts(g) & ~facts & ~pi->establishes;
         for (int f = 0; f < GF_COUNT; f++)
@@ -252,7 +254,7 @@ bool passes_run(Graph *g, const PassOptions *o, Diags *d, FILE *report) {
             ir_print(g, report);
         }
     }
-    if (o->time_passes) fprintf(report, "time: %-12s %8.2f ms\n", "total", total);
+    if (o->time_passes && !o->times) fprintf(report, "time: %-12s %8.2f ms\n", "total", total);
     if (o->pass_limit >= 0 && c.stats)
         fprintf(report, "pass-limit: %lld of %lld rewrites applied\n", (long long)c.rewrites, (long long)o->pass_limit);
     return true;

@@ -84,6 +84,7 @@ typedef struct PassOptions {
     double split_tol;         /* --split-tol */
     bool verify;              /* run the verifier after every pass (tests, debug builds) */
     const PassInfo *table;    /* NULL: pass_table (tests and experiments bring their own) */
+    struct Times *times;      /* with time_passes: each pass's time goes here (else printed) */
 } PassOptions;
 
 /* The names of the passes, in table order, NULL-terminated (for help and validation). */
