@@ -127,7 +127,7 @@ double tu_compiled_vs_interp_ref(const Graph *g, const Graph *refg, int opt_leve
     snprintf(so, sizeof so, "%s/m%d.so", dir, counter++);
     Diags d;
     diags_init(&d);
-    CodegenOptions co = {.emit = EMIT_SO, .out = so, .opt_level = opt_level};
+    CodegenOptions co = {.emit = EMIT_SO, .out = so, .cpu = tu_cpu(), .opt_level = opt_level};
     bool ok = codegen_emit(g, &co, &d);
     if (!ok) {
         char *s = diags_to_string(&d);
@@ -211,7 +211,7 @@ bool tu_run_compiled(const Graph *g, int opt_level, const char *cpu, int threads
     snprintf(so, sizeof so, "%s/r%d.so", dir, counter++);
     Diags d;
     diags_init(&d);
-    CodegenOptions co = {.emit = EMIT_SO, .out = so, .cpu = cpu, .opt_level = opt_level};
+    CodegenOptions co = {.emit = EMIT_SO, .out = so, .cpu = cpu ? cpu : tu_cpu(), .opt_level = opt_level};
     bool ok = codegen_emit(g, &co, &d);
     if (!ok) {
         char *s = diags_to_string(&d);
@@ -262,4 +262,9 @@ size_t tu_cmp_special(const float *got, const float *want, const float *in, size
     }
     if (bad > 8) cr_log_error("%s: %zu mismatches in all", what, bad);
     return bad;
+}
+
+const char *tu_cpu(void) {
+    const char *c = getenv("NETC_TEST_CPU");
+    return c && *c ? c : NULL;
 }

@@ -46,6 +46,9 @@ Graph *tu_load_file(const char *rel, uint64_t seed);
  * it, run it on `in` with `threads` threads (0: NULL pool), the workspace poisoned with NaN and
  * every output pre-filled with a finite sentinel (so an unwritten element shows even where NaN
  * is expected); out[i] holds the numel of output i. False (after logging why) on failure. */
+/* The --cpu the codegen tests compile for: NETC_TEST_CPU (ctest runs the codegen suites again at
+ * x86-64-v2, -v3 and -v4 through it), or NULL for the host. */
+const char *tu_cpu(void);
 bool tu_run_compiled(const Graph *g, int opt_level, const char *cpu, int threads, const float *const *in,
                      float *const *out);
 /* The reference interpreter on g; false (after logging the diagnostics) on failure. */

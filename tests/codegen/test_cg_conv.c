@@ -135,7 +135,7 @@ Test(cg_conv, resnet18_layers_compile_quickly) {
     snprintf(so, sizeof so, "%s/r18.so", dir);
     Diags d;
     diags_init(&d);
-    CodegenOptions co = {.emit = EMIT_SO, .out = so, .opt_level = 2};
+    CodegenOptions co = {.emit = EMIT_SO, .out = so, .cpu = tu_cpu(), .opt_level = 2};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     bool ok = codegen_emit(g, &co, &d);

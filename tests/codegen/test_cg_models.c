@@ -71,7 +71,7 @@ static netrt_model *compile_two_io(void) {
     snprintf(so_path, sizeof so_path, "%s/two_io.so", dir);
     Diags d;
     diags_init(&d);
-    CodegenOptions co = {.emit = EMIT_SO, .out = so_path, .opt_level = 2};
+    CodegenOptions co = {.emit = EMIT_SO, .out = so_path, .cpu = tu_cpu(), .opt_level = 2};
     cr_assert(codegen_emit(g, &co, &d));
     diags_free(&d);
     ir_graph_free(g);

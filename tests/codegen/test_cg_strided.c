@@ -81,7 +81,7 @@ static void init_cg(Cg *cg, const Graph *g, Diags *d) {
     cg->g = g;
     cg->d = d;
     /* the compiler's own target set-up (host CPU, one variant), so every field it reads is set */
-    CodegenOptions co = {.emit = EMIT_SO, .opt_level = 2};
+    CodegenOptions co = {.emit = EMIT_SO, .cpu = tu_cpu(), .opt_level = 2};
     cr_assert(cg_target_init(cg, &co, d), "target set-up failed");
     cg->ctx = LLVMContextCreate();
     cg->mod = LLVMModuleCreateWithNameInContext("strided", cg->ctx);
