@@ -193,3 +193,10 @@ Test(errors, an_empty_file_is_named_in_its_error) {
     remove(path);
     rmdir(dir);
 }
+
+/* An internal error names the source file relative to the tree, never the build machine's path:
+ * the build maps the source directory away from __FILE__ (-fmacro-prefix-map), as here. */
+Test(errors, internal_errors_name_source_files_relative_to_the_tree) {
+    cr_expect(__FILE__[0] != '/', "__FILE__ is %s", __FILE__);
+    cr_expect(strncmp(__FILE__, "tests/errors/", 13) == 0, "__FILE__ is %s", __FILE__);
+}
