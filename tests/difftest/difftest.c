@@ -379,7 +379,7 @@ static int gen_conv_on(Gen *x, int v, unsigned keep) {
         if (oc < 0) oc = choose_channels(r, C);
         char a[200] = ", ", chs[64];
         fmt_int(r, a, sizeof a, oc);
-        snprintf(chs, sizeof chs, "%s", a);
+        snprintf(chs, sizeof chs, "%.63s", a);
         app(a, sizeof a, rng_chance(r, 0.15) ? ", " : ", kernel=");
         fmt_pair(r, a, sizeof a, k[0], k[1]);
         if (st[0] != 1 || st[1] != 1 || rng_chance(r, 0.15)) {
@@ -757,7 +757,7 @@ static bool gen_convt(Gen *x) {
         if (oh < 1 || ow < 1 || oh > 40 || ow > 40) continue;
         char a[200] = "", chs[64];
         app(a, sizeof a, ", %lld", (long long)oc);
-        snprintf(chs, sizeof chs, "%s", a);
+        snprintf(chs, sizeof chs, "%.63s", a);
         app(a, sizeof a, ", kernel=%lld", (long long)k);
         if (st != 1) app(a, sizeof a, ", stride=%lld", (long long)st);
         if (p) app(a, sizeof a, ", pad=%lld", (long long)p);
@@ -776,7 +776,7 @@ static int gen_linear_on(Gen *x, int v) {
     int64_t out = rng_int(&x->r, 1, 40);
     char a[200] = "", chs[64];
     app(a, sizeof a, ", %lld", (long long)out);
-    snprintf(chs, sizeof chs, "%s", a);
+    snprintf(chs, sizeof chs, "%.63s", a);
     if (rng_chance(&x->r, 0.3)) app(a, sizeof a, ", bias=false");
     Shape o = {2, {s.d[0], out}};
     return with_channels(x, new_op(x, GK_OP, OP_LINEAR, &v, 1, &o, a), out, chs);
@@ -826,7 +826,7 @@ static bool gen_def(Gen *x) {
     int64_t out = choose_channels(r, s.d[1]), k = rng_chance(r, 0.6) ? 3 : 1, st = rng_chance(r, 0.25) ? 2 : 1;
     char chs[64];
     app(a, sizeof a, ", %lld", (long long)out);
-    snprintf(chs, sizeof chs, "%s", a);
+    snprintf(chs, sizeof chs, "%.63s", a);
     app(a, sizeof a, ", %lld", (long long)k);
     if (st == 2) app(a, sizeof a, rng_chance(r, 0.5) ? ", 2" : ", s=2");
     Shape o = {4, {s.d[0], out, (s.d[2] - 1) / st + 1, (s.d[3] - 1) / st + 1}};
