@@ -92,6 +92,16 @@ static void unknown_pass(Diags *d, const char *flag, const char *name, size_t le
     diag_error(d, (SrcLoc){0}, "%s: unknown pass '%s' (passes: %s)", flag, buf, all);
 }
 
+/* The next name of a comma-separated list: its index in table (-1 when unknown or empty); *p
+ * moves past it and its comma. */
+static int next_in_list(const PassInfo *table, const char **p) {
+    const char *e = strchr(*p, ',');
+    size_t len = e ? (size_t)(e - *p) : strlen(*p);
+    int k = len ? find_in(table, *p, len) : -1;
+    *p += len + (e ? 1 : 0);
+    return k;
+}
+
 static bool is_disabled(const PassOptions *o, const char *name) {
     for (int i = 0; i < o->ndisabled; i++)
         if (!strcmp(o->disabled[i], name)) return true;
@@ -104,10 +114,7 @@ static void effective_list(const PassOptions *o, char *buf, size_t cap) {
     const char *list = o->list ? o->list : pass_level_list(o->opt_level);
     buf[0] = 0;
     for (const char *p = list; *p;) {
-        const char *e = strchr(p, ',');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        int k = len ? find_in(table, p, len) : -1;
-        p += len + (e ? 1 : 0);
+        int k = next_in_list(table, &p);
         if (k < 0 || is_disabled(o, table[k].name)) continue;
         size_t used = strlen(buf);
         snprintf(buf + used, cap - used, "%s%s", used ? "," : "", table[k].name);
@@ -121,10 +128,7 @@ bool passes_check_order(const PassInfo *table, const char *list, Diags *d) {
     unsigned facts = GF_WEIGHTS;
     const char *maker[GF_COUNT] = {0};
     for (const char *p = list; *p;) {
-        const char *e = strchr(p, ',');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        int k = len ? find_in(table, p, len) : -1;
-        p += len + (e ? 1 : 0);
+        int k = next_in_list(table, &p);
         if (k < 0) continue;
         const PassInfo *pi = &table[k];
         unsigned bad = facts & ~(pi->handles | GF_BENIGN), missing = pi->requires & ~facts;
@@ -210,10 +214,7 @@ bool passes_run(Graph *g, const PassOptions *o, Diags *d, FILE *report) {
     const PassInfo *table = o->table ? o->table : pass_table;
     int ran[64] = {0};
     for (const char *p = list; *p;) {
-        const char *e = strchr(p, ',');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        int k = len ? find_in(table, p, len) : -1;
-        p += len + (e ? 1 : 0);
+        int k = next_in_list(table, &p);
         if (k < 0) continue;
         const PassInfo *pi = &table[k];
         c.pass = pi->name;
