@@ -1,9 +1,13 @@
 /* interp_conv.c — reference kernels with weights and reductions over channels: conv2d,
  * conv_transpose2d, linear. Plain loops, double accumulation. */
+#include <stdlib.h>
+
 #include "interp_internal.h"
 
 /* F.conv2d: out[n,o,y,x] = b[o] + sum over the group's input channels c and taps (i, j) of
- * in[n, g*cpg + c, y*s - p + i*d, x*s - p + j*d] * W[o, c, i, j], zero outside the input. */
+ * in[n, g*cpg + c, y*s - p + i*d, x*s - p + j*d] * W[o, c, i, j], zero outside the input.
+ * One output row at a time: each element's sum runs in the order c, i, j (as the formula reads),
+ * with a whole row of double accumulators, so the loop over x is plain and fast. */
 void interp_conv2d(const Graph *g, const Node *n, const float *const *in, float *out) {
     const Tensor *ti = interp_in_tensor(g, n, 0), *to = interp_out_tensor(g, n);
     int64_t k[2], s[2], p[2], dl[2];
@@ -16,28 +20,43 @@ void interp_conv2d(const Graph *g, const Node *n, const float *const *in, float 
     int64_t N = ti->shape[0], C = ti->shape[1], H = ti->shape[2], W = ti->shape[3];
     int64_t O = to->shape[1], OH = to->shape[2], OW = to->shape[3];
     int64_t cpg = C / groups, opg = O / groups;
+    double *acc = xmalloc((size_t)(OW ? OW : 1) * sizeof *acc);
+    /* for tap j: the x with 0 <= x*s - p + j*d < W */
+    int64_t *x0 = xmalloc((size_t)(k[1] ? k[1] : 1) * sizeof *x0), *x1 = xmalloc((size_t)(k[1] ? k[1] : 1) * sizeof *x1);
+    for (int64_t j = 0; j < k[1]; j++) {
+        int64_t off = j * dl[1] - p[1];
+        int64_t lo = off >= 0 ? 0 : (-off + s[1] - 1) / s[1];
+        int64_t hi = W - off <= 0 ? 0 : (W - off + s[1] - 1) / s[1];
+        x0[j] = lo < OW ? lo : OW;
+        x1[j] = hi < OW ? hi : OW;
+        if (x1[j] < x0[j]) x1[j] = x0[j];
+    }
     for (int64_t nn = 0; nn < N; nn++)
         for (int64_t o = 0; o < O; o++) {
             int64_t grp = o / opg;
-            for (int64_t y = 0; y < OH; y++)
-                for (int64_t x = 0; x < OW; x++) {
-                    double acc = b ? b[o] : 0.0;
-                    for (int64_t c = 0; c < cpg; c++) {
-                        const float *src = in[0] + ((nn * C + grp * cpg + c) * H) * W;
-                        const float *wk = w + ((o * cpg + c) * k[0]) * k[1];
-                        for (int64_t i = 0; i < k[0]; i++) {
-                            int64_t iy = y * s[0] - p[0] + i * dl[0];
-                            if (iy < 0 || iy >= H) continue;
-                            for (int64_t j = 0; j < k[1]; j++) {
-                                int64_t ix = x * s[1] - p[1] + j * dl[1];
-                                if (ix < 0 || ix >= W) continue;
-                                acc += (double)src[iy * W + ix] * wk[i * k[1] + j];
-                            }
+            for (int64_t y = 0; y < OH; y++) {
+                for (int64_t x = 0; x < OW; x++) acc[x] = b ? b[o] : 0.0;
+                for (int64_t c = 0; c < cpg; c++) {
+                    const float *src = in[0] + ((nn * C + grp * cpg + c) * H) * W;
+                    const float *wk = w + ((o * cpg + c) * k[0]) * k[1];
+                    for (int64_t i = 0; i < k[0]; i++) {
+                        int64_t iy = y * s[0] - p[0] + i * dl[0];
+                        if (iy < 0 || iy >= H) continue;
+                        for (int64_t j = 0; j < k[1]; j++) {
+                            const float *row = src + iy * W + j * dl[1] - p[1];
+                            double wv = wk[i * k[1] + j];
+                            if (s[1] == 1)
+                                for (int64_t x = x0[j]; x < x1[j]; x++) acc[x] += (double)row[x] * wv;
+                            else
+                                for (int64_t x = x0[j]; x < x1[j]; x++) acc[x] += (double)row[x * s[1]] * wv;
                         }
                     }
-                    out[((nn * O + o) * OH + y) * OW + x] = (float)acc;
                 }
+                float *dst = out + ((nn * O + o) * OH + y) * OW;
+                for (int64_t x = 0; x < OW; x++) dst[x] = (float)acc[x];
+            }
         }
+    free(acc), free(x0), free(x1);
 }
 
 /* F.conv_transpose2d, written as a gather: input pixel (iy, ix) reaches output row
