@@ -3,7 +3,7 @@
 NETC_PACKAGES=(cmake pkg-config make gcc flex bison llvm-19-dev clang-19 libclang-rt-19-dev
   libcriterion-dev libcjson-dev liblapacke-dev libopenblas-dev
   python3-torch python3-torchvision python3-numpy
-  gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user file)
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user file lld)
 
 netc_ensure_deps() {
   local missing=()

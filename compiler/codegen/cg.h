@@ -48,6 +48,18 @@ typedef struct CgVariant {
     bool fma, avx512, avx2;
 } CgVariant;
 
+/* A weight blob: the bytes a kernel reads through an external hidden symbol (cg_blob.c). */
+typedef struct CgBlob {
+    char *sym;     /* the symbol, unique in the artifact */
+    unsigned char *data;
+    int64_t bytes;
+    uint64_t hash;
+} CgBlob;
+typedef struct CgBlobs {
+    CgBlob *items;
+    int len, cap;
+} CgBlobs;
+
 typedef struct Cg {
     /* LLVM */
     LLVMContextRef ctx;
@@ -72,12 +84,11 @@ typedef struct Cg {
     bool cross;           /* not the host's triple */
     CgVariant var[CG_MAX_VARIANTS]; /* best first; the facts above are those of var[cur] */
     int nvar, cur;
-    int var_weights_from[CG_MAX_VARIANTS + 1]; /* weight_globals index where each variant's start */
     bool fat;             /* --cpu=fat: every function carries its variant's target attributes */
     int opt_level;
-    PtrVec weight_globals; /* every weight blob, so --emit=ll can elide their contents */
-    char **weight_names;   /* their names and sizes, taken before the optimiser merges any */
-    int64_t *weight_bytes;
+    const char *llvm_passes; /* --llvm-passes, or NULL */
+    int part;             /* the module being built (code generation is split into parts) */
+    CgBlobs *blobs;       /* the weights its kernels read, written later as their own object */
     PtrVec epi_keys, epi_globals; /* prelu slopes of fused activations, one global per node */
     /* types */
     LLVMTypeRef t_void, t_f32, t_i1, t_i32, t_i64, t_ptr, t_vf, t_vi1, t_task, t_ctx;
@@ -102,6 +113,8 @@ bool cg_target_init(Cg *cg, const struct CodegenOptions *o, Diags *d);
 void cg_use_variant(Cg *cg, int k);
 /* The target machine, the triple and the variants' strings. */
 void cg_target_free(Cg *cg);
+/* A new target machine for variant k (each thread of code generation has its own). */
+LLVMTargetMachineRef cg_target_machine(const Cg *cg, int k);
 /* Give a function the current variant's "target-cpu" and "target-features". */
 void cg_set_target_attrs(Cg *cg, LLVMValueRef fn);
 /* At the builder: the index of the first of the variants this CPU can run (nvar: none), checked
@@ -191,9 +204,15 @@ bool cg_epilogue_needs_index(const Node *n);
 bool cg_epilogue_needs_channel(const Cg *cg, const Node *n);
 
 /* ---- weights ------------------------------------------------------------------------------- */
-/* A private constant global holding `count` floats (already packed by the kernel), 64-byte
- * aligned, emitted as one byte-array constant. Returns its address. */
+/* `count` floats (already packed by the kernel), copied into cg->blobs; returns the address of
+ * the external hidden, 64-byte aligned constant symbol they will be stored under. */
 LLVMValueRef cg_weights(Cg *cg, const float *data, int64_t count, const char *name);
+void cg_blobs_free(CgBlobs *bl);
+/* Write the blobs of the lists, in order, as one relocatable ELF object for `triple`: each
+ * distinct blob once (64-byte aligned in one read-only section), one hidden symbol per blob.
+ * *stored: the bytes kept; *total: before identical blobs were merged. */
+bool cg_blobs_write_elf(CgBlobs *const *lists, int nlists, const char *triple, const char *path, int64_t *stored,
+                        int64_t *total, Diags *d);
 /* A private, 64-byte aligned constant global with this initializer (tables, strings). */
 LLVMValueRef cg_const_global(Cg *cg, LLVMValueRef init, const char *name);
 /* A constant int32 table (indices computed at compile time). */

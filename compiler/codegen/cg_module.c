@@ -1,10 +1,13 @@
 /* cg_module.c — code generation driver: the target machine, the module, the entry function
  * with its kernels in schedule order, the descriptor, optimisation, and writing the artifacts
  * (object, shared object through the system linker, header, textual IR and assembly). */
+#define _GNU_SOURCE /* sched_getaffinity */
 #include <errno.h>
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/Transforms/PassBuilder.h>
+#include <pthread.h>
+#include <sched.h>
 #include <spawn.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -137,15 +140,71 @@ static LLVMValueRef tensor_infos(Cg *cg, const int *ids, const char *const *name
     return gv;
 }
 
-/* One variant's entry function, run_v(inputs, outputs, workspace, pool) (the array form the
- * descriptor points at), and its kernels, generated for the current variant's CPU. */
-static LLVMValueRef build_variant(Cg *cg, EmitKind emit, LLVMTypeRef run_t) {
+/* ---- segments: the unit of parallel code generation ----------------------------------------- */
+
+/* A segment is a run of consecutive nodes of one variant, compiled in its own LLVM module as
+ * one hidden function seg(inputs, outputs, workspace, pool); a variant's entry run_v calls its
+ * segments in order. Segments depend only on the graph, never on the thread count, so the
+ * artifact is the same whatever --jobs is. */
+typedef struct Segment {
+    int var, index;
+    int first, end; /* nodes [first, end) */
+    bool with_inputs, with_outputs;
+} Segment;
+
+static bool heavy_op(OpKind op) { return op == OP_CONV2D || op == OP_CONV_TRANSPOSE2D || op == OP_LINEAR; }
+
+/* Each segment holds one convolution or linear layer and the light nodes after it. */
+static Segment *make_segments(const Cg *cg, int *nsegs) {
     const Graph *g = cg->g;
+    Segment *segs = xcalloc((size_t)cg->nvar * (size_t)(g->nodes.len + 1), sizeof *segs);
+    int n = 0;
+    for (int k = 0; k < cg->nvar; k++) {
+        int start = n;
+        bool has_heavy = false;
+        segs[n++] = (Segment){.var = k, .index = 0, .first = 0, .end = 0, .with_inputs = true};
+        for (int i = 0; i < g->nodes.len; i++) {
+            const Node *nd = ir_node(g, i);
+            if (!nd->dead && heavy_op(nd->op)) {
+                if (has_heavy) {
+                    segs[n - 1].end = i;
+                    segs[n] = (Segment){.var = k, .index = n - start, .first = i};
+                    n++;
+                }
+                has_heavy = true;
+            }
+        }
+        segs[n - 1].end = g->nodes.len;
+        segs[n - 1].with_outputs = true;
+    }
+    *nsegs = n;
+    return segs;
+}
+
+static void segment_name(const Cg *cg, const Segment *s, char *buf, size_t len) {
+    snprintf(buf, len, "%s.v%d.s%d", cg->g->name, s->var, s->index);
+}
+
+static LLVMTypeRef run_type(Cg *cg) {
+    LLVMTypeRef rargs[4] = {cg->t_ptr, cg->t_ptr, cg->t_ptr, cg->t_ptr};
+    return LLVMFunctionType(cg->t_i32, rargs, 4, 0);
+}
+
+static LLVMTypeRef segment_type(Cg *cg) {
+    LLVMTypeRef rargs[4] = {cg->t_ptr, cg->t_ptr, cg->t_ptr, cg->t_ptr};
+    return LLVMFunctionType(cg->t_void, rargs, 4, 0);
+}
+
+/* The segment's function: the context {workspace, inputs, outputs}, then each node's kernel
+ * dispatch in schedule order (the input copies first, the output copies last, in the variant's
+ * first and last segment). */
+static bool build_segment(Cg *cg, const Segment *s) {
+    const Graph *g = cg->g;
+    cg_use_variant(cg, s->var);
     char name[300];
-    if (cg->fat) snprintf(name, sizeof name, "%s_run_v%d", g->name, cg->cur);
-    else snprintf(name, sizeof name, "%s_run_v", g->name);
-    LLVMValueRef run = LLVMAddFunction(cg->mod, name, run_t);
-    LLVMSetLinkage(run, emit == EMIT_OBJ ? LLVMExternalLinkage : LLVMInternalLinkage);
+    segment_name(cg, s, name, sizeof name);
+    LLVMValueRef run = LLVMAddFunction(cg->mod, name, segment_type(cg));
+    LLVMSetVisibility(run, LLVMHiddenVisibility);
     cg_set_target_attrs(cg, run);
     cg->entry_fn = cg->fn = run;
     LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, run, "entry"));
@@ -156,45 +215,69 @@ static LLVMValueRef build_variant(Cg *cg, EmitKind emit, LLVMTypeRef run_t) {
     cg->entry_pool = LLVMGetParam(run, 3);
 
     /* rank-4 inputs: NCHW caller buffer -> NHWC copy in the workspace */
-    for (int i = 0; i < g->ninputs; i++) {
+    for (int i = 0; s->with_inputs && i < g->ninputs; i++) {
         if (cg->plan.in_copies[i].kind != PLAN_WS) continue;
         const Tensor *t = ir_tensor(g, g->inputs[i]);
         CgView src = caller_view(t, CG_BUF_IN, i);
         cg_copy(cg, "input_to_nhwc", &cg->views[t->id], &src);
     }
-    for (int k = 0; k < g->nodes.len; k++) {
+    for (int k = s->first; k < s->end; k++) {
         const Node *n = ir_node(g, k);
         if (n->dead) continue;
         cg->node = n;
         double t0 = times_now();
         bool ok = kernels[n->op](cg, n);
         times_add(cg->times, "irgen", op_info(n->op)->name, times_now() - t0);
-        if (!ok) return NULL;
+        if (!ok) return false;
     }
     cg->node = NULL;
     /* outputs: to the caller's NCHW buffers (a tensor listed twice is copied twice) */
-    for (int i = 0; i < g->noutputs; i++) {
+    for (int i = 0; s->with_outputs && i < g->noutputs; i++) {
         const Tensor *t = ir_tensor(g, g->outputs[i]);
         CgView dst = caller_view(t, CG_BUF_OUT, i);
         if (!views_equal(&dst, &cg->views[t->id])) cg_copy(cg, "output_to_nchw", &dst, &cg->views[t->id]);
+    }
+    LLVMBuildRetVoid(cg->b);
+    return true;
+}
+
+/* One variant's entry function, run_v(inputs, outputs, workspace, pool) (the array form the
+ * descriptor points at): its segments, in order. */
+static LLVMValueRef build_variant(Cg *cg, EmitKind emit, const Segment *segs, int nsegs, int var) {
+    char name[300];
+    if (cg->fat) snprintf(name, sizeof name, "%s_run_v%d", cg->g->name, var);
+    else snprintf(name, sizeof name, "%s_run_v", cg->g->name);
+    LLVMValueRef run = LLVMAddFunction(cg->mod, name, run_type(cg));
+    LLVMSetLinkage(run, emit == EMIT_OBJ ? LLVMExternalLinkage : LLVMInternalLinkage);
+    cg_set_target_attrs(cg, run);
+    cg->fn = run;
+    LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, run, "entry"));
+    LLVMValueRef args[4] = {LLVMGetParam(run, 0), LLVMGetParam(run, 1), LLVMGetParam(run, 2), LLVMGetParam(run, 3)};
+    for (int i = 0; i < nsegs; i++) {
+        if (segs[i].var != var) continue;
+        segment_name(cg, &segs[i], name, sizeof name);
+        LLVMValueRef f = LLVMGetNamedFunction(cg->mod, name);
+        if (!f) {
+            f = LLVMAddFunction(cg->mod, name, segment_type(cg));
+            LLVMSetVisibility(f, LLVMHiddenVisibility);
+        }
+        LLVMBuildCall2(cg->b, segment_type(cg), f, args, 4, "");
     }
     LLVMBuildRet(cg->b, LLVMConstInt(cg->t_i32, 0, 0));
     return run;
 }
 
-/* Emit the whole model into cg->mod. */
-static bool build_module(Cg *cg, EmitKind emit) {
+/* The entry points and the descriptor (the segments are built elsewhere, maybe in other
+ * modules). */
+static bool build_main(Cg *cg, EmitKind emit, const Segment *segs, int nsegs) {
     const Graph *g = cg->g;
     char name[300];
-    LLVMTypeRef rargs[4] = {cg->t_ptr, cg->t_ptr, cg->t_ptr, cg->t_ptr};
-    LLVMTypeRef run_t = LLVMFunctionType(cg->t_i32, rargs, 4, 0);
+    LLVMTypeRef run_t = run_type(cg);
     LLVMValueRef runs[CG_MAX_VARIANTS];
     for (int k = 0; k < cg->nvar; k++) {
         cg_use_variant(cg, k);
-        cg->var_weights_from[k] = cg->weight_globals.len;
-        if (!(runs[k] = build_variant(cg, emit, run_t))) return false;
+        runs[k] = build_variant(cg, emit, segs, nsegs, k);
     }
-    cg->var_weights_from[cg->nvar] = cg->weight_globals.len;
     cg_use_variant(cg, cg->nvar - 1);
 
     /* typed entry point: <model>_run(const float *in..., float *out..., void *ws, netrt_pool *pool) */
@@ -298,34 +381,6 @@ static bool commit_file(const char *tmp, const char *final, Diags *d) {
     if (rename(tmp, final) != 0) {
         diag_error(d, (SrcLoc){.file = final}, "cannot write: %s", strerror(errno));
         unlink(tmp);
-        return false;
-    }
-    return true;
-}
-
-static bool run_linker(const char *cc, const char *obj, const char *out, bool mvec, Diags *d) {
-    const char *argv[12];
-    int a = 0;
-    argv[a++] = cc;
-    argv[a++] = "-shared";
-    argv[a++] = "-o";
-    argv[a++] = out;
-    argv[a++] = obj;
-    argv[a++] = "-Wl,-z,noexecstack";
-    if (mvec) argv[a++] = "-lmvec";
-    argv[a++] = "-lm";
-    argv[a] = NULL;
-    pid_t pid;
-    int rc = posix_spawnp(&pid, cc, NULL, NULL, (char *const *)argv, environ);
-    if (rc != 0) {
-        diag_error(d, (SrcLoc){0}, "cannot run the linker '%s': %s (set NETC_CC to a C compiler)", cc, strerror(rc));
-        return false;
-    }
-    int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR) return false;
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        diag_error(d, (SrcLoc){0}, "the linker '%s' failed while writing %s", cc, out);
         return false;
     }
     return true;
@@ -441,18 +496,6 @@ static bool write_header(const Graph *g, int64_t ws_bytes, const char *path, Dia
     return ok;
 }
 
-/* Write the module to `path` (a temporary file); errors name `final`, the file asked for. */
-static bool emit_machine(Cg *cg, LLVMCodeGenFileType kind, const char *path, const char *final, Diags *d) {
-    char *err = NULL;
-    if (LLVMTargetMachineEmitToFile(cg->tm, cg->mod, path, kind, &err)) {
-        diag_error(d, (SrcLoc){.file = final}, "cannot write: %s", err);
-        LLVMDisposeMessage(err);
-        unlink(path);
-        return false;
-    }
-    return true;
-}
-
 /* OUT for --emit=obj/header: strip a trailing .o or .h. */
 static char *stem_of(const char *out) {
     size_t n = strlen(out);
@@ -461,21 +504,289 @@ static char *stem_of(const char *out) {
     return s;
 }
 
+/* ---- parts: modules compiled concurrently ------------------------------------------------------- */
+
+/* A part is one LLVM module (its own context, target machine and thread): the entry points and
+ * descriptor ("main"), or segments. --emit=ll/asm has one part holding everything, so the text
+ * is one module; a .so or .o has the main part plus one per segment. */
+typedef struct Part {
+    bool main;
+    int seg_first, seg_end;
+    /* results */
+    LLVMMemoryBufferRef obj;
+    CgBlobs blobs;
+    Diags d;
+    Times t;
+    bool ok;
+} Part;
+
+typedef struct PartJob {
+    const Cg *tpl;
+    const CodegenOptions *o;
+    const Segment *segs;
+    int nsegs;
+    Part *parts;
+    int nparts;
+    const char *text_path; /* --emit=ll/asm: the one part writes here */
+    pthread_mutex_t lock;
+    int next;
+} PartJob;
+
+/* What LLVM runs at each level (measured in DESIGN.md, "Compile speed"). The kernels arrive
+ * vectorised, tiled and unrolled where it pays, so LLVM's job is clean-up: promote the few
+ * allocas, fold the index arithmetic, hoist what is loop-invariant, and unroll the short loops
+ * left (depthwise taps), then instruction selection. -O2 runs exactly that: as fast as LLVM's
+ * O3 on every benchmark model and 2-4x cheaper; -O1 skips the unrolling (3 % slower on
+ * MobileNetV2); -O3 is LLVM's full O3, for whoever wants LLVM to try everything. */
+const char *cg_llvm_pipeline(int opt_level) {
+    switch (opt_level) {
+    case 0: return "default<O0>";
+    case 1:
+        return "function(sroa,early-cse<memssa>,instcombine<no-verify-fixpoint>,simplifycfg,loop-mssa(licm),gvn,dse,"
+               "instcombine<no-verify-fixpoint>,simplifycfg)";
+    case 2:
+        return "function(sroa,early-cse<memssa>,instcombine<no-verify-fixpoint>,simplifycfg,loop(loop-rotate),"
+               "loop-mssa(licm),loop-unroll<O2>,gvn,instcombine<no-verify-fixpoint>,simplifycfg)";
+    default: return "default<O3>";
+    }
+}
+
+static bool run_pipeline(Cg *cg) {
+    double t_phase = times_now();
+    char *verr = NULL;
+    if (LLVMVerifyModule(cg->mod, LLVMReturnStatusAction, &verr)) {
+        diag_error(cg->d, (SrcLoc){0}, "internal error (a bug in netc): generated IR does not verify: %.2000s", verr);
+        LLVMDisposeMessage(verr);
+        return false;
+    }
+    LLVMDisposeMessage(verr);
+    times_add(cg->times, "llvm", "verify module", times_now() - t_phase);
+    t_phase = times_now();
+    LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+    LLVMPassBuilderOptionsSetLoopVectorization(po, 1);
+    LLVMPassBuilderOptionsSetSLPVectorization(po, 1);
+    LLVMErrorRef perr = LLVMRunPasses(cg->mod, cg->llvm_passes ? cg->llvm_passes : cg_llvm_pipeline(cg->opt_level), cg->tm, po);
+    LLVMDisposePassBuilderOptions(po);
+    times_add(cg->times, "llvm", "optimisation pipeline", times_now() - t_phase);
+    if (perr) {
+        char *m = LLVMGetErrorMessage(perr);
+        if (cg->llvm_passes) diag_error(cg->d, (SrcLoc){0}, "--llvm-passes=%s: %s", cg->llvm_passes, m);
+        else diag_error(cg->d, (SrcLoc){0}, "internal error (a bug in netc): LLVM passes failed: %s", m);
+        LLVMDisposeErrorMessage(m);
+        return false;
+    }
+    return true;
+}
+
+/* Build, optimise and emit one part, in its own context (any thread). */
+static void run_part(PartJob *job, int index) {
+    Part *p = &job->parts[index];
+    Cg cg = *job->tpl;
+    cg.part = index;
+    cg.blobs = &p->blobs;
+    cg.d = &p->d;
+    cg.times = &p->t;
+    cg.epi_keys = cg.epi_globals = (PtrVec){0};
+    cg.kernel_count = 0;
+    int var = p->seg_end > p->seg_first && !p->main ? job->segs[p->seg_first].var : cg.nvar - 1;
+    cg.tm = cg_target_machine(&cg, var);
+    if (!cg.tm) {
+        diag_error(cg.d, (SrcLoc){0}, "LLVM cannot create a target machine for %s, cpu %s", cg.triple,
+                   cg.var[var].llvm_cpu);
+        return;
+    }
+    cg.t_f32 = NULL;
+    cg_use_variant(&cg, var);
+    cg.ctx = LLVMContextCreate();
+    char mname[300];
+    snprintf(mname, sizeof mname, "%s.p%d", cg.g->name, index);
+    cg.mod = LLVMModuleCreateWithNameInContext(mname, cg.ctx);
+    cg.b = LLVMCreateBuilderInContext(cg.ctx);
+    LLVMSetTarget(cg.mod, cg.triple);
+    LLVMTargetDataRef td = LLVMCreateTargetDataLayout(cg.tm);
+    char *layout = LLVMCopyStringRepOfTargetData(td);
+    LLVMSetDataLayout(cg.mod, layout);
+    LLVMDisposeMessage(layout);
+    LLVMDisposeTargetData(td);
+    init_types(&cg);
+
+    bool ok = true;
+    for (int i = p->seg_first; ok && i < p->seg_end; i++) ok = build_segment(&cg, &job->segs[i]);
+    if (ok && p->main) ok = build_main(&cg, job->o->emit, job->segs, job->nsegs);
+    ok = ok && run_pipeline(&cg);
+    if (ok) {
+        double t_phase = times_now();
+        char *err = NULL;
+        switch (job->o->emit) {
+        case EMIT_LL:
+            if (LLVMPrintModuleToFile(cg.mod, job->text_path, &err)) {
+                diag_error(cg.d, (SrcLoc){.file = job->o->out}, "cannot write: %s", err);
+                ok = false;
+            }
+            break;
+        case EMIT_ASM:
+            if (LLVMTargetMachineEmitToFile(cg.tm, cg.mod, job->text_path, LLVMAssemblyFile, &err)) {
+                diag_error(cg.d, (SrcLoc){.file = job->o->out}, "cannot write: %s", err);
+                ok = false;
+            }
+            break;
+        default:
+            if (LLVMTargetMachineEmitToMemoryBuffer(cg.tm, cg.mod, LLVMObjectFile, &err, &p->obj)) {
+                diag_error(cg.d, (SrcLoc){0}, "internal error (a bug in netc): LLVM could not emit code: %s", err);
+                ok = false;
+            }
+            break;
+        }
+        if (err) LLVMDisposeMessage(err);
+        times_add(cg.times, "llvm", "object emission", times_now() - t_phase);
+    }
+    p->ok = ok;
+    ptrvec_free(&cg.epi_keys);
+    ptrvec_free(&cg.epi_globals);
+    LLVMDisposeBuilder(cg.b);
+    LLVMDisposeModule(cg.mod);
+    LLVMContextDispose(cg.ctx);
+    LLVMDisposeTargetMachine(cg.tm);
+}
+
+static void *part_worker(void *arg) {
+    PartJob *job = arg;
+    for (;;) {
+        pthread_mutex_lock(&job->lock);
+        int i = job->next++;
+        pthread_mutex_unlock(&job->lock);
+        if (i >= job->nparts) return NULL;
+        run_part(job, i);
+    }
+}
+
+/* Run every part on `threads` threads (the calling one included); false when one failed. */
+static bool run_parts(PartJob *job, int threads) {
+    pthread_mutex_init(&job->lock, NULL);
+    job->next = 0;
+    if (threads > job->nparts) threads = job->nparts;
+    pthread_t tid[64];
+    int started = 0;
+    for (int i = 1; i < threads && i < 64; i++)
+        if (pthread_create(&tid[started], NULL, part_worker, job) == 0) started++;
+    part_worker(job);
+    for (int i = 0; i < started; i++) pthread_join(tid[i], NULL);
+    pthread_mutex_destroy(&job->lock);
+    bool ok = true;
+    for (int i = 0; i < job->nparts; i++) ok &= job->parts[i].ok;
+    return ok;
+}
+
+/* The threads code generation may use: --jobs, else the CPUs this process may run on. */
+static int jobs_of(const CodegenOptions *o) {
+    if (o->jobs > 0) return o->jobs;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+static void diags_append(Diags *to, const Diags *from) {
+    for (int i = 0; i < from->len; i++) {
+        const Diag *x = &from->items[i];
+        if (x->level == DIAG_ERROR) diag_error(to, x->loc, "%s", x->msg);
+        else if (x->level == DIAG_WARNING) diag_warning(to, x->loc, "%s", x->msg);
+        else diag_note(to, x->loc, "%s", x->msg);
+    }
+}
+
+/* ---- linking ---------------------------------------------------------------------------------- */
+
+/* `ld.lld` when the PATH has it (several times faster than GNU ld on 100 MB of weights), else
+ * the C compiler's default; NETC_LD=bfd|gold|lld|default chooses. Cross compilers get their
+ * default unless NETC_LD says otherwise. */
+static const char *fuse_ld(bool cross) {
+    static char buf[32];
+    const char *e = getenv("NETC_LD");
+    if (e && *e) {
+        if (!strcmp(e, "default")) return NULL;
+        snprintf(buf, sizeof buf, "-fuse-ld=%.20s", e);
+        return buf;
+    }
+    if (cross) return NULL;
+    const char *path = getenv("PATH");
+    if (!path) return NULL;
+    char dir[4096];
+    for (const char *p = path; *p;) {
+        size_t n = strcspn(p, ":");
+        snprintf(dir, sizeof dir, "%.*s/ld.lld", (int)n, p);
+        if (n && access(dir, X_OK) == 0) return "-fuse-ld=lld";
+        p += n;
+        if (*p == ':') p++;
+    }
+    return NULL;
+}
+
+/* cc [-shared | -r -nostdlib] -o out objs... */
+static bool run_linker(const char *cc, bool cross, bool relocatable, char **objs, int nobjs, const char *out,
+                       const char *final, bool mvec, Diags *d) {
+    const char **argv = xcalloc((size_t)nobjs + 16, sizeof *argv);
+    int a = 0;
+    argv[a++] = cc;
+    const char *ld = fuse_ld(cross);
+    if (ld) argv[a++] = ld;
+    if (relocatable) {
+        argv[a++] = "-r";
+        argv[a++] = "-nostdlib";
+    } else {
+        argv[a++] = "-shared";
+    }
+    argv[a++] = "-o";
+    argv[a++] = out;
+    for (int i = 0; i < nobjs; i++) argv[a++] = objs[i];
+    if (!relocatable) {
+        argv[a++] = "-Wl,-z,noexecstack";
+        if (mvec) argv[a++] = "-lmvec";
+        argv[a++] = "-lm";
+    }
+    argv[a] = NULL;
+    pid_t pid;
+    int rc = posix_spawnp(&pid, cc, NULL, NULL, (char *const *)argv, environ);
+    free(argv);
+    if (rc != 0) {
+        diag_error(d, (SrcLoc){0}, "cannot run the linker '%s': %s (set NETC_CC to a C compiler)", cc, strerror(rc));
+        return false;
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) return false;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        diag_error(d, (SrcLoc){0}, "the linker '%s' failed while writing %s", cc, final);
+        return false;
+    }
+    return true;
+}
+
+static bool write_buffer(LLVMMemoryBufferRef buf, const char *path, Diags *d) {
+    FILE *f = fopen(path, "wb");
+    bool ok = f != NULL;
+    size_t n = LLVMGetBufferSize(buf);
+    ok = ok && fwrite(LLVMGetBufferStart(buf), 1, n, f) == n;
+    if (f) ok = (fclose(f) == 0) && ok;
+    if (!ok) diag_error(d, (SrcLoc){.file = path}, "cannot write: %s", strerror(errno));
+    return ok;
+}
+
 /* --stats: the variants, the weight bytes each one's kernels read, and the artifact's size. */
-static void print_stats(const Cg *cg, const CodegenOptions *o, FILE *f) {
-    double mib = 1048576.0, total = 0, stored = 0;
+static void print_stats(const Cg *cg, const CodegenOptions *o, const Segment *segs, const Part *parts, int nparts,
+                        int64_t stored, int64_t total, int threads, FILE *f) {
+    double mib = 1048576.0;
     fprintf(f, "codegen: %s, %d variant%s:", cg->triple, cg->nvar, cg->nvar == 1 ? "" : "s");
     for (int k = 0; k < cg->nvar; k++) {
         double bytes = 0;
-        for (int i = cg->var_weights_from[k]; i < cg->var_weights_from[k + 1]; i++) bytes += (double)cg->weight_bytes[i];
-        total += bytes;
+        for (int i = 0; i < nparts; i++)
+            if (!parts[i].main && segs[parts[i].seg_first].var == k)
+                for (int j = 0; j < parts[i].blobs.len; j++) bytes += (double)parts[i].blobs.items[j].bytes;
         fprintf(f, "%s --cpu=%s (%d-float vectors, weights %.2f MiB)", k ? "," : "", cg->var[k].cpu, cg->var[k].vw,
                 bytes / mib);
     }
     fputc('\n', f);
-    /* what survived: identical blobs (biases, and packings two variants share) are stored once */
-    for (int i = 0; i < cg->weight_globals.len; i++)
-        if (LLVMGetNamedGlobal(cg->mod, cg->weight_names[i])) stored += (double)cg->weight_bytes[i];
+    fprintf(f, "codegen: %d modules compiled on %d thread%s\n", nparts, threads, threads == 1 ? "" : "s");
     struct stat st;
     const char *path = o->out;
     char obj[4096];
@@ -487,11 +798,18 @@ static void print_stats(const Cg *cg, const CodegenOptions *o, FILE *f) {
     }
     if (stat(path, &st) == 0)
         fprintf(f, "codegen: %s %.2f MiB, of which weights %.2f MiB (%.2f MiB before identical blobs were merged)\n", path,
-                (double)st.st_size / mib, stored / mib, total / mib);
+                (double)st.st_size / mib, (double)stored / mib, (double)total / mib);
+}
+
+/* Remove the temporary directory and what is in it. */
+static void remove_tmpdir(const char *dir, char **files, int nfiles) {
+    for (int i = 0; i < nfiles; i++)
+        if (files[i]) unlink(files[i]);
+    rmdir(dir);
 }
 
 bool codegen_emit(const Graph *g, const CodegenOptions *o, Diags *d) {
-    Cg cg = {.g = g, .d = d, .opt_level = o->opt_level};
+    Cg cg = {.g = g, .d = d, .opt_level = o->opt_level, .llvm_passes = o->llvm_passes};
     double t_phase = times_now();
     cg.times = o->times;
     plan_graph(g, &cg.plan);
@@ -509,132 +827,104 @@ bool codegen_emit(const Graph *g, const CodegenOptions *o, Diags *d) {
     t_phase = times_now();
     if (!cg_target_init(&cg, o, d)) goto out_plan;
     times_add(o->times, "llvm", "target set-up", times_now() - t_phase);
-    cg.ctx = LLVMContextCreate();
-    cg.mod = LLVMModuleCreateWithNameInContext(g->name, cg.ctx);
-    cg.b = LLVMCreateBuilderInContext(cg.ctx);
-    LLVMSetTarget(cg.mod, cg.triple);
-    LLVMTargetDataRef td = LLVMCreateTargetDataLayout(cg.tm);
-    char *layout = LLVMCopyStringRepOfTargetData(td);
-    LLVMSetDataLayout(cg.mod, layout);
-    LLVMDisposeMessage(layout);
-    LLVMDisposeTargetData(td);
-    init_types(&cg);
+    (void)op_info(OP_CONV2D); /* the op table is filled before any thread reads it */
     cg.views = xcalloc((size_t)g->tensors.len, sizeof *cg.views);
     for (int t = 0; t < g->tensors.len; t++) cg.views[t] = member_view(&cg, t);
     for (int i = 0; i < g->ninputs; i++)
         if (cg.plan.in_copies[i].kind == PLAN_WS)
             cg.views[g->inputs[i]] = view_of(&cg.plan.in_copies[i], ir_tensor(g, g->inputs[i]));
 
-    if (!build_module(&cg, o->emit)) goto out_llvm;
-    /* the weight blobs by name and size, before the optimiser merges identical ones */
-    {
-        LLVMTargetDataRef wtd = LLVMCreateTargetDataLayout(cg.tm);
-        cg.weight_names = xcalloc((size_t)cg.weight_globals.len + 1, sizeof *cg.weight_names);
-        cg.weight_bytes = xcalloc((size_t)cg.weight_globals.len + 1, sizeof *cg.weight_bytes);
-        for (int i = 0; i < cg.weight_globals.len; i++) {
-            size_t len;
-            cg.weight_names[i] = xstrdup(LLVMGetValueName2(cg.weight_globals.items[i], &len));
-            cg.weight_bytes[i] = (int64_t)LLVMABISizeOfType(wtd, LLVMGlobalGetValueType(cg.weight_globals.items[i]));
-        }
-        LLVMDisposeTargetData(wtd);
+    int nsegs;
+    Segment *segs = make_segments(&cg, &nsegs);
+    bool text = o->emit == EMIT_LL || o->emit == EMIT_ASM;
+    int nparts = text ? 1 : nsegs + 1;
+    Part *parts = xcalloc((size_t)nparts, sizeof *parts);
+    if (text) {
+        parts[0] = (Part){.main = true, .seg_first = 0, .seg_end = nsegs};
+    } else {
+        parts[0] = (Part){.main = true};
+        for (int i = 0; i < nsegs; i++) parts[i + 1] = (Part){.seg_first = i, .seg_end = i + 1};
     }
+    for (int i = 0; i < nparts; i++) diags_init(&parts[i].d);
+    char *text_tmp = text ? tmp_path_for(o->out) : NULL;
+    PartJob job = {.tpl = &cg, .o = o, .segs = segs, .nsegs = nsegs, .parts = parts, .nparts = nparts,
+                   .text_path = text_tmp};
+    int threads = text ? 1 : jobs_of(o);
+    if (threads > nparts) threads = nparts;
     t_phase = times_now();
-    char *verr = NULL;
-    if (LLVMVerifyModule(cg.mod, LLVMReturnStatusAction, &verr)) {
-        diag_error(d, (SrcLoc){0}, "internal error (a bug in netc): generated IR does not verify: %.2000s", verr);
-        LLVMDisposeMessage(verr);
-        goto out_llvm;
-    }
-    LLVMDisposeMessage(verr);
-    LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
-    LLVMPassBuilderOptionsSetLoopVectorization(po, 1);
-    LLVMPassBuilderOptionsSetSLPVectorization(po, 1);
-    times_add(o->times, "llvm", "verify module", times_now() - t_phase);
-    t_phase = times_now();
-    LLVMErrorRef perr = LLVMRunPasses(cg.mod, o->opt_level == 0 ? "default<O0>" : "default<O3>", cg.tm, po);
-    times_add(o->times, "llvm", "optimisation pipeline", times_now() - t_phase);
-    LLVMDisposePassBuilderOptions(po);
-    if (perr) {
-        char *m = LLVMGetErrorMessage(perr);
-        diag_error(d, (SrcLoc){0}, "internal error (a bug in netc): LLVM passes failed: %s", m);
-        LLVMDisposeErrorMessage(m);
-        goto out_llvm;
+    ok = run_parts(&job, threads);
+    char label[64];
+    snprintf(label, sizeof label, "%d module%s on %d thread%s", nparts, nparts == 1 ? "" : "s", threads,
+             threads == 1 ? "" : "s");
+    times_add(o->times, "codegen", times_intern(o->times, label), times_now() - t_phase);
+    for (int i = 0; i < nparts; i++) {
+        diags_append(d, &parts[i].d);
+        for (int k = 0; k < parts[i].t.n; k++) times_add_cpu(o->times, parts[i].t.group[k], parts[i].t.name[k], parts[i].t.ms[k]);
     }
 
-    switch (o->emit) {
-    case EMIT_LL: {
-        /* for reading: weight blobs (after optimisation saw their values) print as zeros */
-        /* by name: the optimiser may have merged identical blobs, deleting all but one */
-        for (int i = 0; i < cg.weight_globals.len; i++) {
-            LLVMValueRef gv = LLVMGetNamedGlobal(cg.mod, cg.weight_names[i]);
-            if (gv && LLVMGetInitializer(gv)) LLVMSetInitializer(gv, LLVMConstNull(LLVMGlobalGetValueType(gv)));
+    int64_t stored = 0, total = 0;
+    CgBlobs **lists = xcalloc((size_t)nparts, sizeof *lists);
+    for (int i = 0; i < nparts; i++) lists[i] = &parts[i].blobs;
+    if (text) {
+        ok = ok && commit_file(text_tmp, o->out, d);
+        if (!ok) unlink(text_tmp);
+    } else if (ok) {
+        /* a private directory beside the output: the objects, the weights, the linked file */
+        size_t n = strlen(o->out) + 32;
+        char *dir = xmalloc(n);
+        snprintf(dir, n, "%s.netc-XXXXXX", o->out);
+        if (!mkdtemp(dir)) {
+            diag_error(d, (SrcLoc){.file = o->out}, "cannot write: %s", strerror(errno));
+            ok = false;
         }
-        char *tmp = tmp_path_for(o->out), *err = NULL;
-        if (LLVMPrintModuleToFile(cg.mod, tmp, &err)) {
-            diag_error(d, (SrcLoc){.file = o->out}, "cannot write: %s", err);
-            LLVMDisposeMessage(err);
-            unlink(tmp);
-        } else {
-            ok = commit_file(tmp, o->out, d);
+        int nfiles = nparts + 2;
+        char **files = xcalloc((size_t)nfiles, sizeof *files);
+        for (int i = 0; ok && i < nparts + 1; i++) {
+            size_t m = strlen(dir) + 32;
+            files[i] = xmalloc(m);
+            if (i < nparts) snprintf(files[i], m, "%s/p%d.o", dir, i);
+            else snprintf(files[i], m, "%s/weights.o", dir);
         }
-        free(tmp);
-        break;
-    }
-    case EMIT_ASM: {
-        char *tmp = tmp_path_for(o->out);
-        ok = emit_machine(&cg, LLVMAssemblyFile, tmp, o->out, d) && commit_file(tmp, o->out, d);
-        free(tmp);
-        break;
-    }
-    case EMIT_OBJ: {
-        size_t n = strlen(stem) + 3;
-        char *obj = xmalloc(n), *hdr = xmalloc(n);
-        snprintf(obj, n, "%s.o", stem);
-        snprintf(hdr, n, "%s.h", stem);
-        char *tmp = tmp_path_for(obj);
+        if (ok) {
+            size_t m = strlen(dir) + 32;
+            files[nparts + 1] = xmalloc(m);
+            snprintf(files[nparts + 1], m, "%s/out", dir);
+            t_phase = times_now();
+            ok = cg_blobs_write_elf(lists, nparts, cg.triple, files[nparts], &stored, &total, d);
+            times_add(o->times, "weights", "object, written directly", times_now() - t_phase);
+        }
         t_phase = times_now();
-        ok = emit_machine(&cg, LLVMObjectFile, tmp, obj, d);
-        times_add(o->times, "llvm", "object emission", times_now() - t_phase);
-        ok = ok && write_header(g, cg.plan.workspace_bytes, hdr, d) &&
-             commit_file(tmp, obj, d);
-        if (!ok) unlink(tmp);
-        free(tmp), free(obj), free(hdr);
-        break;
-    }
-    case EMIT_SO: {
-        char *tmp_obj = tmp_path_for(o->out);
-        size_t n = strlen(tmp_obj) + 8;
-        char *obj = xmalloc(n), *so = xmalloc(n);
-        snprintf(obj, n, "%s.o", tmp_obj);
-        snprintf(so, n, "%s.so", tmp_obj);
+        for (int i = 0; ok && i < nparts; i++) ok = write_buffer(parts[i].obj, files[i], d);
         const char *cc = getenv("NETC_CC");
         if (!cc || !*cc) cc = cg.cross && !strncmp(cg.triple, "aarch64", 7) ? "aarch64-linux-gnu-gcc" : "cc";
-        t_phase = times_now();
-        ok = emit_machine(&cg, LLVMObjectFile, obj, o->out, d);
-        times_add(o->times, "llvm", "object emission", times_now() - t_phase);
-        t_phase = times_now();
-        ok = ok && run_linker(cc, obj, so, cg.x86, d);
-        times_add(o->times, "link", "cc -shared", times_now() - t_phase);
-        ok = ok && commit_file(so, o->out, d);
-        unlink(obj);
-        unlink(so);
-        free(tmp_obj), free(obj), free(so);
-        break;
+        ok = ok && run_linker(cc, cg.cross, o->emit == EMIT_OBJ, files, nparts + 1, files[nparts + 1], o->out, cg.x86, d);
+        times_add(o->times, "link", o->emit == EMIT_OBJ ? "cc -r (one .o)" : "cc -shared", times_now() - t_phase);
+        if (ok && o->emit == EMIT_OBJ) {
+            size_t m = strlen(stem) + 3;
+            char *obj = xmalloc(m), *hdr = xmalloc(m);
+            snprintf(obj, m, "%s.o", stem);
+            snprintf(hdr, m, "%s.h", stem);
+            ok = write_header(g, cg.plan.workspace_bytes, hdr, d) && commit_file(files[nparts + 1], obj, d);
+            free(obj), free(hdr);
+        } else if (ok) {
+            ok = commit_file(files[nparts + 1], o->out, d);
+        }
+        if (dir[0]) remove_tmpdir(dir, files, nfiles);
+        for (int i = 0; i < nfiles; i++) free(files[i]);
+        free(files);
+        free(dir);
     }
-    case EMIT_HEADER: break;
+    if (ok && o->stats) print_stats(&cg, o, segs, parts, nparts, stored, total, threads, o->stats);
+    for (int i = 0; i < nparts; i++) {
+        if (parts[i].obj) LLVMDisposeMemoryBuffer(parts[i].obj);
+        cg_blobs_free(&parts[i].blobs);
+        diags_free(&parts[i].d);
     }
-    if (ok && o->stats) print_stats(&cg, o, o->stats);
-out_llvm:
-    for (int i = 0; cg.weight_names && i < cg.weight_globals.len; i++) free(cg.weight_names[i]);
-    free(cg.weight_names);
-    free(cg.weight_bytes);
-    ptrvec_free(&cg.weight_globals);
-    ptrvec_free(&cg.epi_keys);
-    ptrvec_free(&cg.epi_globals);
+    free(lists);
+    free(parts);
+    free(segs);
+    free(text_tmp);
     free(cg.views);
-    LLVMDisposeBuilder(cg.b);
-    LLVMDisposeModule(cg.mod);
-    LLVMContextDispose(cg.ctx);
 out_plan:
     cg_target_free(&cg);
     plan_free(&cg.plan);

@@ -6,6 +6,7 @@
  * say what it may use (a <16 x float> add in zmm registers means AVX-512F, and so on). */
 #include <errno.h>
 #include <llvm-c/IRReader.h>
+#include <llvm-c/Support.h>
 #include <llvm-c/Target.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -270,6 +271,17 @@ bool cg_target_init(Cg *cg, const CodegenOptions *o, Diags *d) {
     LLVMInitializeAllTargetMCs();
     LLVMInitializeAllAsmPrinters();
     LLVMInitializeAllAsmParsers();
+    static bool llvm_args_done;
+    const char *la = getenv("NETC_LLVM_ARGS"); /* for experiments: LLVM's own options ("-time-passes") */
+    if (la && *la && !llvm_args_done) {
+        static char buf[1024];
+        static const char *argv[32] = {"netc"};
+        int argc = 1;
+        snprintf(buf, sizeof buf, "%s", la);
+        for (char *tok = strtok(buf, " "); tok && argc < 32; tok = strtok(NULL, " ")) argv[argc++] = tok;
+        LLVMParseCommandLineOptions(argc, argv, "netc");
+        llvm_args_done = true;
+    }
     char *host = LLVMGetDefaultTargetTriple();
     bool native_triple = !o->triple || !strcmp(o->triple, host);
     cg->triple = native_triple ? host : LLVMNormalizeTargetTriple(o->triple);
@@ -330,6 +342,18 @@ bool cg_target_init(Cg *cg, const CodegenOptions *o, Diags *d) {
     }
     cg_use_variant(cg, cg->nvar - 1);
     return true;
+}
+
+LLVMTargetMachineRef cg_target_machine(const Cg *cg, int k) {
+    LLVMTargetRef target;
+    char *err = NULL;
+    if (LLVMGetTargetFromTriple(cg->triple, &target, &err)) { /* it worked in cg_target_init */
+        LLVMDisposeMessage(err);
+        return NULL;
+    }
+    LLVMCodeGenOptLevel lvl = cg->opt_level == 0 ? LLVMCodeGenLevelNone : LLVMCodeGenLevelAggressive;
+    return LLVMCreateTargetMachine(target, cg->triple, cg->var[k].llvm_cpu, cg->var[k].llvm_features, lvl, LLVMRelocPIC,
+                                   LLVMCodeModelDefault);
 }
 
 void cg_target_free(Cg *cg) {

@@ -375,13 +375,6 @@ LLVMValueRef cg_const_global(Cg *cg, LLVMValueRef init, const char *name) {
     return gv;
 }
 
-LLVMValueRef cg_weights(Cg *cg, const float *data, int64_t count, const char *name) {
-    LLVMValueRef init = LLVMConstStringInContext2(cg->ctx, (const char *)data, (size_t)count * 4, 1);
-    LLVMValueRef gv = cg_const_global(cg, init, name);
-    ptrvec_push(&cg->weight_globals, gv);
-    return gv;
-}
-
 LLVMValueRef cg_table_i32(Cg *cg, const int32_t *v, int64_t n, const char *name) {
     LLVMValueRef *e = xcalloc((size_t)(n ? n : 1), sizeof *e);
     for (int64_t i = 0; i < n; i++) e[i] = LLVMConstInt(cg->t_i32, (unsigned long long)(int64_t)v[i], 1);

@@ -18,11 +18,16 @@ typedef struct CodegenOptions {
     const char *cpu;    /* NULL/"native": the host CPU; "generic"; an x86-64 level; any LLVM CPU name */
     const char *mattr;  /* NULL, or LLVM features to add or remove: "+avx2,+fma", "-avx512f" */
     int opt_level;      /* 0..3 */
+    int jobs;           /* threads for code generation; 0: the CPUs this process may use */
+    const char *llvm_passes; /* NULL: the level's LLVM pipeline; else a new-pass-manager pipeline */
     FILE *stats;        /* --stats: what the artifact holds (variants, weights, size); NULL: none */
     struct Times *times; /* --time-passes: planning, IR generation per op, LLVM, linking */
 } CodegenOptions;
 
 bool codegen_emit(const Graph *g, const CodegenOptions *o, Diags *d);
+
+/* The LLVM pass pipeline each -O level runs (new pass manager syntax; --llvm-passes replaces it). */
+const char *cg_llvm_pipeline(int opt_level);
 
 /* One line on the target o asks for: triple, CPU, vector width and registers, FMA, and the CPU
  * features the code would need (what `netc check` prints). False after an error naming the flag. */

@@ -25,6 +25,7 @@ static const char usage_text[] =
     "            [--passes=LIST] [--disable-pass=NAME]... [--split-tol=EPS]\n"
     "            [--emit=so|obj|header|ll|asm] [--target=TRIPLE] [--cpu=NAME] [--mattr=+F,-F]\n"
     "            [--print-ir-after=PASS|all] [--dot=FILE] [--stats] [--time-passes] [--pass-limit=N]\n"
+    "            [--jobs=N] [--llvm-passes=PIPELINE]\n"
     "       passes: fold-bn, split3x3, fuse-act, inplace, concat-elim;\n"
     "       -O0: none, -O1: fold-bn,fuse-act, -O2/-O3: fold-bn,split3x3,fuse-act,inplace,concat-elim\n"
     "       netc run MODEL.net [--weights FILE] [--seed N] [-O...] [--passes=LIST] [pass flags]\n"
@@ -45,6 +46,8 @@ typedef struct Options {
     const char *weights;
     uint64_t seed;
     int opt_level;
+    const char *llvm_passes; /* --llvm-passes: LLVM's pipeline instead of the level's */
+    int jobs; /* --jobs: code generation threads (0: all the CPUs this process may use) */
     const char *emit;
     const char *print_ir_after;
     const char *target, *cpu, *mattr;
@@ -158,6 +161,16 @@ static int parse_args(int argc, char **argv, Options *o) {
             o->stats = true;
         } else if (!strcmp(a, "--time-passes")) {
             o->time_passes = true;
+        } else if (is_flag(a, "--llvm-passes")) {
+            if (!(v = flag_value(argc, argv, &i, "--llvm-passes"))) return usage_error("%s needs a pipeline", a);
+            o->llvm_passes = v;
+        } else if (is_flag(a, "--jobs")) {
+            if (!(v = flag_value(argc, argv, &i, "--jobs"))) return usage_error("%s needs a number", a);
+            char *end;
+            errno = 0;
+            long n = strtol(v, &end, 10);
+            if (errno || *end || !*v || n < 1 || n > 64) return usage_error("--jobs needs a number from 1 to 64, got '%s'", v);
+            o->jobs = (int)n;
         } else if (is_flag(a, "--pass-limit")) {
             if (!(v = flag_value(argc, argv, &i, "--pass-limit"))) return usage_error("%s needs a number", a);
             char *end;
@@ -395,7 +408,7 @@ static int cmd_compile(const Options *o, Graph *g, Diags *d, Times *times) {
         {"so", ".so", EMIT_SO}, {"obj", "", EMIT_OBJ}, {"header", "", EMIT_HEADER},
         {"ll", ".ll", EMIT_LL}, {"asm", ".s", EMIT_ASM}};
     const char *emit = o->emit ? o->emit : "so";
-    CodegenOptions co = {.triple = o->target, .cpu = o->cpu, .mattr = o->mattr, .stats = o->stats ? stderr : NULL, .times = times, .opt_level = o->opt_level < 0 ? 2 : o->opt_level};
+    CodegenOptions co = {.triple = o->target, .cpu = o->cpu, .mattr = o->mattr, .stats = o->stats ? stderr : NULL, .times = times, .opt_level = o->opt_level < 0 ? 2 : o->opt_level, .jobs = o->jobs, .llvm_passes = o->llvm_passes};
     if (o->passes && o->opt_level < 0) co.opt_level = 2;
     const char *ext = "";
     for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)

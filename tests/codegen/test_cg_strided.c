@@ -108,7 +108,7 @@ static void init_cg(Cg *cg, const Graph *g, Diags *d) {
 }
 
 static void free_cg(Cg *cg) {
-    ptrvec_free(&cg->weight_globals);
+    cg_blobs_free(cg->blobs);
     ptrvec_free(&cg->epi_keys);
     ptrvec_free(&cg->epi_globals);
     LLVMDisposeBuilder(cg->b);
@@ -125,6 +125,8 @@ static void *build(const Graph *g, CgView *views, int opt, EntryFn *entry) {
     Diags d;
     diags_init(&d);
     Cg cg = {0};
+    CgBlobs blobs = {0};
+    cg.blobs = &blobs; /* the weights, linked in as their own object */
     init_cg(&cg, g, &d);
     cg.views = views;
     LLVMTypeRef args[4] = {cg.t_ptr, cg.t_ptr, cg.t_ptr, cg.t_ptr};
@@ -149,20 +151,23 @@ static void *build(const Graph *g, CgView *views, int opt, EntryFn *entry) {
     LLVMErrorRef perr = LLVMRunPasses(cg.mod, opt ? "default<O2>" : "default<O0>", cg.tm, po);
     LLVMDisposePassBuilderOptions(po);
     cr_assert(!perr, "LLVM passes failed");
-    char dir[64] = "/tmp/netc_strided_", obj[128], so[128], cmd[512];
+    char dir[64] = "/tmp/netc_strided_", obj[128], wobj[128], so[128], cmd[512];
     size_t len = strlen(dir);
     memset(dir + len, 'X', 6); /* mkdtemp's template */
     dir[len + 6] = 0;
     cr_assert_not_null(mkdtemp(dir));
     snprintf(obj, sizeof obj, "%s/k.o", dir);
+    snprintf(wobj, sizeof wobj, "%s/w.o", dir);
     snprintf(so, sizeof so, "%s/k.so", dir);
     cr_assert(!LLVMTargetMachineEmitToFile(cg.tm, cg.mod, obj, LLVMObjectFile, &err), "%s", err);
-    snprintf(cmd, sizeof cmd, "cc -shared -o %s %s %s -lm", so, obj, cg.x86 ? "-lmvec" : "");
+    CgBlobs *lists[1] = {&blobs};
+    cr_assert(cg_blobs_write_elf(lists, 1, cg.triple, wobj, NULL, NULL, &d), "writing the weights failed");
+    snprintf(cmd, sizeof cmd, "cc -shared -o %s %s %s %s -lm", so, obj, wobj, cg.x86 ? "-lmvec" : "");
     cr_assert_eq(system(cmd), 0, "link failed: %s", cmd);
     void *h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
     cr_assert_not_null(h, "%s", dlerror());
     *(void **)entry = dlsym(h, "entry");
-    unlink(obj), unlink(so), rmdir(dir);
+    unlink(obj), unlink(wobj), unlink(so), rmdir(dir);
     free_cg(&cg);
     diags_free(&d);
     return h;
