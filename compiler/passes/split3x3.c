@@ -21,10 +21,13 @@
  * Guarantees: outputs unchanged up to the tolerance. Invalidates: the node list (two nodes
  * replace one). */
 #include <cblas.h>
+#include <dlfcn.h>
 #include <lapacke.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <unistd.h>
 
 #include "passes.h"
 
@@ -184,35 +187,70 @@ static int64_t low_rank(const double *M, int64_t m, int64_t n, int64_t kmax, dou
     return r;
 }
 
-/* A quick, rigorous decline. Any r+1 rows S of M have σ_{r+1}(M) ≥ σ_min(S), so when the
- * (r+1)×(r+1) Gram matrix S Sᵀ minus δ·I is positive definite (its Cholesky factorisation
- * succeeds) with δ = (tol·‖M‖)² plus a margin for rounding, σ_{r+1}(M) > tol·‖M‖ and no rank-r
- * factorisation meets the tolerance. Rows at random, but every column: a wide submatrix is well
- * conditioned when M has full rank. One DSYRK and one DPOTRF, no SVD: milliseconds where the SVD
- * of a (r+1)² submatrix took a quarter of a second. */
-static bool surely_above(const double *M, int64_t m, int64_t n, int64_t r, double tol) {
-    int64_t k = r + 1;
+/* A quick, rigorous decline. Deleting rows or columns never raises a singular value, so any
+ * submatrix S of M with r+1 rows has σ_{r+1}(M) ≥ σ_min(S). When the (r+1)×(r+1) Gram matrix
+ * S Sᵀ minus δ·I is positive definite (its Cholesky factorisation succeeds) with
+ * δ = (tol·‖M‖)² plus a margin for rounding, σ_{r+1}(M) > tol·‖M‖ and no rank-r factorisation
+ * meets the tolerance. Rows and columns at random: first r+1 rows by r+9 columns (nearly square:
+ * its σ_min is small, but at the default tolerance still far above tol·‖M‖, and it halves the
+ * work), then, if that does not decide, every column (a wide submatrix is well conditioned
+ * when M has full rank). One DSYRK and one DPOTRF each, no SVD. */
+/* S = M[rows, cols] where M[(o,h), (i,w)] = W[o, i, h, w] of a [co, ci, 3, 3] weight: element
+ * (o*3+h, i*3+w) sits at W[(o*ci*3 + h)*3 ... ] = W[o*9*ci + 3*h + 9*i + w], read in place. */
+static bool gram_above(const float *W, int64_t ci, const int64_t *rows, int64_t k, const int64_t *cols, int64_t c,
+                       double norm2, double tol) {
+    double *S = xmalloc((size_t)(k * c) * sizeof *S), *A = xcalloc((size_t)(k * k), sizeof *A);
+    int64_t *coff = xmalloc((size_t)c * sizeof *coff);
+    for (int64_t j = 0; j < c; j++) coff[j] = 9 * (cols[j] / 3) + cols[j] % 3;
+    double snorm2 = 0;
+    for (int64_t i = 0; i < k; i++) {
+        const float *src = W + 9 * ci * (rows[i] / 3) + 3 * (rows[i] % 3);
+        double *dst = S + i * c;
+        for (int64_t j = 0; j < c; j++) dst[j] = src[coff[j]], snorm2 += dst[j] * dst[j];
+    }
+    free(coff);
+    cblas_dsyrk(CblasRowMajor, CblasLower, CblasNoTrans, (int)k, (int)c, 1.0, S, (int)c, 0.0, A, (int)k);
+    /* the computed Gram matrix and Cholesky are exact for a matrix within ~(c + k)·u·‖S‖² of
+       them: the margin keeps the conclusion true in exact arithmetic */
+    double delta = tol * tol * norm2 + 4.0 * (double)(c + k) * 1.1102230246251565e-16 * snorm2;
+    for (int64_t i = 0; i < k; i++) A[i * k + i] -= delta;
+    /* row-major lower = column-major upper: no transposed copy */
+    bool above = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'U', (int)k, A, (int)k) == 0;
+    free(S), free(A);
+    return above;
+}
+
+static void sample(int64_t *idx, int64_t n, int64_t k, uint64_t *seed) {
+    for (int64_t i = 0; i < n; i++) idx[i] = i;
+    for (int64_t i = 0; i < k; i++) { /* partial Fisher-Yates */
+        int64_t j = i + (int64_t)(rng_next(seed) % (uint64_t)(n - i)), t = idx[i];
+        idx[i] = idx[j], idx[j] = t;
+    }
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static bool surely_above(const float *W, int64_t co, int64_t ci, int64_t r, double tol) {
+    int64_t k = r + 1, m = 3 * co, n = 3 * ci;
     if (k > m || k > n) return false;
     double norm2 = 0;
-    for (int64_t i = 0; i < m * n; i++) norm2 += M[i] * M[i];
-    int64_t *rows = xmalloc((size_t)m * sizeof *rows);
+    for (int64_t i = 0; i < m * n; i++) norm2 += (double)W[i] * W[i];
+    int64_t *rows = xmalloc((size_t)m * sizeof *rows), *cols = xmalloc((size_t)n * sizeof *cols);
     uint64_t seed = 777;
-    for (int64_t i = 0; i < m; i++) rows[i] = i;
-    for (int64_t i = 0; i < k; i++) { /* partial Fisher-Yates */
-        int64_t j = i + (int64_t)(rng_next(&seed) % (uint64_t)(m - i)), t = rows[i];
-        rows[i] = rows[j], rows[j] = t;
+    sample(rows, m, k, &seed);
+    qsort(rows, (size_t)k, sizeof *rows, cmp_i64); /* read M in order */
+    int64_t c = k + 8 < n ? k + 8 : n;
+    sample(cols, n, c, &seed);
+    qsort(cols, (size_t)c, sizeof *cols, cmp_i64);
+    bool above = gram_above(W, ci, rows, k, cols, c, norm2, tol);
+    if (!above && c < n) {
+        for (int64_t j = 0; j < n; j++) cols[j] = j;
+        above = gram_above(W, ci, rows, k, cols, n, norm2, tol);
     }
-    double *S = xmalloc((size_t)(k * n) * sizeof *S), *A = xcalloc((size_t)(k * k), sizeof *A);
-    double snorm2 = 0;
-    for (int64_t i = 0; i < k; i++)
-        for (int64_t j = 0; j < n; j++) S[i * n + j] = M[rows[i] * n + j], snorm2 += S[i * n + j] * S[i * n + j];
-    cblas_dsyrk(CblasRowMajor, CblasLower, CblasNoTrans, (int)k, (int)n, 1.0, S, (int)n, 0.0, A, (int)k);
-    /* the computed Gram matrix and Cholesky are exact for a matrix within ~(n + k)·u·‖S‖² of
-       them: the margin keeps the conclusion true in exact arithmetic */
-    double delta = tol * tol * norm2 + 4.0 * (double)(n + k) * 1.1102230246251565e-16 * snorm2;
-    for (int64_t i = 0; i < k; i++) A[i * k + i] -= delta;
-    bool above = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', (int)k, A, (int)k) == 0;
-    free(rows), free(S), free(A);
+    free(rows), free(cols);
     return above;
 }
 
@@ -224,30 +262,89 @@ static double mac_ratio(const Geo *q, int64_t r, bool dw) {
     return after / before;
 }
 
-static bool split_dense(Graph *g, PassCtx *c, Node *n, int pos, const Geo *q, int *splits) {
+/* The break-even rank: the largest r with 3r(I·H_mid + O·H_out)·W_out < 9·I·O·H_out·W_out. */
+static int64_t break_even(const Geo *q) {
     int64_t m = 3 * q->co, nn = 3 * q->ci, full = m < nn ? m : nn;
-    /* break-even rank: the largest r with 3r(I·H_mid + O·H_out)·W_out < 9·I·O·H_out·W_out */
     double denom = 3.0 * ((double)q->ci * (double)q->H + (double)q->co * (double)q->Hout) * (double)q->Wout;
     double lim = 9.0 * (double)q->ci * (double)q->co * (double)q->Hout * (double)q->Wout / denom;
     int64_t r_be = (int64_t)ceil(lim) - 1;
-    if (r_be > full) r_be = full;
+    return r_be > full ? full : r_be;
+}
+
+/* ---- the quick declines of all dense layers, decided up front on every core ---------------- */
+
+typedef struct Decline {
+    const char *name; /* the node */
+    const float *W;
+    int64_t co, ci, r_be;
+    double tol;
+    bool above;
+} Decline;
+
+typedef struct DeclineJob {
+    Decline *items;
+    int n, next;
+    pthread_mutex_t lock;
+} DeclineJob;
+
+static void *decline_worker(void *arg) {
+    DeclineJob *j = arg;
+    for (;;) {
+        pthread_mutex_lock(&j->lock);
+        int i = j->next++;
+        pthread_mutex_unlock(&j->lock);
+        if (i >= j->n) return NULL;
+        Decline *d = &j->items[i];
+        d->above = surely_above(d->W, d->co, d->ci, d->r_be, d->tol);
+    }
+}
+
+static int by_work_desc(const void *a, const void *b) { /* biggest first: the threads end together */
+    const Decline *x = a, *y = b;
+    double wx = (double)x->r_be * (double)x->r_be * (double)x->r_be, wy = (double)y->r_be * (double)y->r_be * (double)y->r_be;
+    return (wx < wy) - (wx > wy);
+}
+
+static void decide_declines(Decline *items, int n) {
+    qsort(items, (size_t)n, sizeof *items, by_work_desc);
+    DeclineJob j = {.items = items, .n = n};
+    pthread_mutex_init(&j.lock, NULL);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int threads = cpus < 1 ? 1 : cpus > 8 ? 8 : (int)cpus;
+    if (threads > n) threads = n;
+    pthread_t tid[8];
+    int started = 0;
+    for (int i = 1; i < threads; i++)
+        if (pthread_create(&tid[started], NULL, decline_worker, &j) == 0) started++;
+    decline_worker(&j);
+    for (int i = 0; i < started; i++) pthread_join(tid[i], NULL);
+    pthread_mutex_destroy(&j.lock);
+}
+
+static bool split_dense(Graph *g, PassCtx *c, Node *n, int pos, const Geo *q, const Decline *decl, int ndecl,
+                        int *splits) {
+    int64_t m = 3 * q->co, nn = 3 * q->ci, full = m < nn ? m : nn;
+    int64_t r_be = break_even(q);
     if (r_be < 1) {
         pass_stat(c, "%s declined: no rank pays off (a rank-1 split would cost %.2f× the MACs)", n->name, mac_ratio(q, 1, false));
         return false;
     }
     const float *W = ir_weight(g, n, "weight")->data;
-    double *M = xmalloc((size_t)(m * nn) * sizeof *M);
-    for (int64_t o = 0; o < q->co; o++)
-        for (int64_t i = 0; i < q->ci; i++)
-            for (int64_t h = 0; h < 3; h++)
-                for (int64_t w = 0; w < 3; w++) M[(o * 3 + h) * nn + i * 3 + w] = W[((o * q->ci + i) * 3 + h) * 3 + w];
     double *L = NULL, *R = NULL, err = 0;
     int64_t r = -1;
-    if (!surely_above(M, m, nn, r_be, c->split_tol)) {
+    bool sa = false;
+    for (int i = 0; i < ndecl; i++)
+        if (decl[i].name == n->name) sa = decl[i].above;
+    if (!sa) { /* the factorisation, on M[(o,h), (i,w)] = W[o, i, h, w] */
+        double *M = xmalloc((size_t)(m * nn) * sizeof *M);
+        for (int64_t o = 0; o < q->co; o++)
+            for (int64_t i = 0; i < q->ci; i++)
+                for (int64_t h = 0; h < 3; h++)
+                    for (int64_t w = 0; w < 3; w++) M[(o * 3 + h) * nn + i * 3 + w] = W[((o * q->ci + i) * 3 + h) * 3 + w];
         r = low_rank(M, m, nn, r_be, c->split_tol, 0, &L, &R, &err);
         if (r < 0 && c->split_tol > 1e-5) r = low_rank(M, m, nn, r_be, c->split_tol, 2, &L, &R, &err);
+        free(M);
     }
-    free(M);
     if (r < 0) {
         pass_stat(c, "%s declined: rank > %lld of %lld (break-even %lld): a split at full rank would cost %.2f× the MACs",
                   n->name, (long long)r_be, (long long)full, (long long)r_be, mac_ratio(q, full, false));
@@ -313,7 +410,27 @@ static bool split_depthwise(Graph *g, PassCtx *c, Node *n, int pos, const Geo *q
     return true;
 }
 
+/* OpenBLAS's own threads busy-wait (sched_yield) between calls, taking a core from code
+ * generation after this pass; these matrices are small enough for one thread. */
+static void blas_one_thread(void) {
+    void (*set)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
+    if (set) set(1);
+}
+
 bool pass_split3x3(Graph *g, PassCtx *c) {
+    blas_one_thread();
+    Decline *decl = xcalloc((size_t)g->nodes.len + 1, sizeof *decl);
+    int ndecl = 0;
+    for (int i = 0; i < g->nodes.len; i++) {
+        Node *n = ir_node(g, i);
+        if (n->dead || n->op != OP_CONV2D || ir_attr_int(n, "groups") != 1) continue;
+        Geo q;
+        geometry(g, n, &q);
+        if (q.k[0] != 3 || q.k[1] != 3 || break_even(&q) < 1) continue;
+        decl[ndecl++] = (Decline){.name = n->name, .W = ir_weight(g, n, "weight")->data, .co = q.co, .ci = q.ci,
+                                  .r_be = break_even(&q), .tol = c->split_tol};
+    }
+    decide_declines(decl, ndecl);
     int splits = 0, seen = 0;
     for (int i = 0; i < g->nodes.len; i++) {
         Node *n = ir_node(g, i);
@@ -326,7 +443,7 @@ bool pass_split3x3(Graph *g, PassCtx *c) {
         const Tensor *x = ir_tensor(g, n->in[0]);
         bool changed;
         if (groups == 1) {
-            changed = split_dense(g, c, n, i, &q, &splits);
+            changed = split_dense(g, c, n, i, &q, decl, ndecl, &splits);
         } else if (groups == x->shape[1] && q.co == groups) {
             changed = split_depthwise(g, c, n, i, &q, &splits);
         } else {
@@ -335,6 +452,7 @@ bool pass_split3x3(Graph *g, PassCtx *c) {
         }
         if (changed) i += 2; /* skip the two new nodes */
     }
+    free(decl);
     pass_stat(c, "split %d of %d 3x3 convolutions (tolerance %.1e)", splits, seen, c->split_tol);
     return splits > 0;
 }
