@@ -48,14 +48,14 @@ bool pass_fold_bn(Graph *g, PassCtx *c) {
         Tensor *w = ir_weight(g, p, "weight");
         Tensor *b = ir_weight(g, p, "bias");
         int64_t C = ir_numel(gm), per = ir_numel(w) / C;
-        float *nw = xmalloc((size_t)ir_numel(w) * sizeof *nw), *nb = xmalloc((size_t)C * sizeof *nb);
-        for (int64_t oc = 0; oc < C; oc++) {
+        float *nb = xmalloc((size_t)C * sizeof *nb);
+        for (int64_t oc = 0; oc < C; oc++) { /* the weight is the producer's own: scaled in place */
             double s = (double)gm->data[oc] / sqrt((double)var->data[oc] + eps);
-            for (int64_t k = 0; k < per; k++) nw[oc * per + k] = (float)((double)w->data[oc * per + k] * s);
+            float *row = w->data + oc * per;
+            for (int64_t k = 0; k < per; k++) row[k] = (float)((double)row[k] * s);
             double b0 = b ? (double)b->data[oc] : 0.0;
             nb[oc] = (float)((b0 - (double)mu->data[oc]) * s + (double)bt->data[oc]);
         }
-        pass_set_weight(w, nw);
         if (!b) {
             ir_set_bool(g, p, "bias", true);
             ir_infer_node(g, p, c->d); /* creates the bias tensor */

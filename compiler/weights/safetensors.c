@@ -323,6 +323,12 @@ void st_to_f32(const StFile *f, const StTensor *t, float *dst) {
     NETC_ASSERT(t->dtype != ST_OTHER);
     const uint8_t *p = f->data + t->begin;
     size_t sz = dtype_size(t->dtype), n = (t->end - t->begin) / sz;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (t->dtype == ST_F32) { /* the file's byte order is the host's */
+        memcpy(dst, p, n * 4);
+        return;
+    }
+#endif
     /* bytes assembled explicitly: the data is little-endian and need not be aligned */
     for (size_t i = 0; i < n; i++, p += sz) {
         switch (t->dtype) {

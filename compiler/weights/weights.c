@@ -1,9 +1,13 @@
 /* weights.c — binding a graph's weight tensors: from a safetensors file (every mismatch reported), or seeded random values. */
 #include "weights.h"
 
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* node owning each weight tensor, by tensor id (NULL for tensors no live node holds) */
 static Node **weight_owners(const Graph *g) {
@@ -50,11 +54,38 @@ static void note_layer(Diags *d, const Tensor *t, Node *const *own) {
     else diag_note(d, t->loc, "weight of this layer");
 }
 
+/* The file's bytes: mapped read-only when it is a regular file (no copy of 100 MB through
+ * read()), else read. *mapped says which, for release_file. */
+static char *map_file(const char *path, size_t *len, bool *mapped, const char **err) {
+    *mapped = false;
+    int fd = open(path, O_RDONLY);
+    if (fd >= 0) {
+        struct stat st;
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+            void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+            if (p != MAP_FAILED) {
+                close(fd);
+                *mapped = true;
+                *len = (size_t)st.st_size;
+                return p;
+            }
+        }
+        close(fd);
+    }
+    return util_read_file(path, len, err);
+}
+
+static void release_file(char *buf, size_t len, bool mapped) {
+    if (mapped) munmap(buf, len);
+    else free(buf);
+}
+
 bool weights_load(Graph *g, const char *path, Diags *d) {
     SrcLoc at = {path, 0, 0};
     size_t len = 0;
     const char *rerr = NULL;
-    char *buf = util_read_file(path, &len, &rerr);
+    bool mapped;
+    char *buf = map_file(path, &len, &mapped, &rerr);
     if (!buf) {
         diag_error(d, at, "cannot read weights: %s", rerr ? rerr : "unknown error");
         return false;
@@ -63,7 +94,7 @@ bool weights_load(Graph *g, const char *path, Diags *d) {
     char err[512];
     if (!st_parse((const uint8_t *)buf, len, &f, err, sizeof err)) {
         diag_error(d, at, "%s", err);
-        free(buf);
+        release_file(buf, len, mapped);
         return false;
     }
 
@@ -131,7 +162,7 @@ bool weights_load(Graph *g, const char *path, Diags *d) {
     free(used);
     free(own);
     st_free(&f);
-    free(buf);
+    release_file(buf, len, mapped);
     return ok;
 }
 
