@@ -846,6 +846,22 @@ bool codegen_emit(const Graph *g, const CodegenOptions *o, Diags *d) {
         if (cg.plan.in_copies[i].kind == PLAN_WS)
             cg.views[g->inputs[i]] = view_of(&cg.plan.in_copies[i], ir_tensor(g, g->inputs[i]));
 
+    if (o->llvm_passes) { /* a pipeline LLVM cannot parse is one error, not one per module */
+        LLVMContextRef c = LLVMContextCreate();
+        LLVMModuleRef m = LLVMModuleCreateWithNameInContext("check", c);
+        LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+        LLVMErrorRef perr = LLVMRunPasses(m, o->llvm_passes, cg.tm, po);
+        LLVMDisposePassBuilderOptions(po);
+        LLVMDisposeModule(m);
+        LLVMContextDispose(c);
+        if (perr) {
+            char *msg = LLVMGetErrorMessage(perr);
+            diag_error(d, (SrcLoc){0}, "--llvm-passes=%s: %s", o->llvm_passes, msg);
+            LLVMDisposeErrorMessage(msg);
+            free(cg.views);
+            goto out_plan;
+        }
+    }
     int nsegs;
     Segment *segs = make_segments(&cg, &nsegs);
     bool text = o->emit == EMIT_LL || o->emit == EMIT_ASM;
