@@ -230,6 +230,34 @@ void cg_parallel(Cg *cg, const char *name, int64_t n, CgBodyFn body, void *user)
 #include "../ops.def"
 #undef OP
 
+/* ---- modules (cg_module.c) ------------------------------------------------------------------- */
+/* A segment is a run of consecutive nodes of one variant, compiled in one LLVM module as one
+ * hidden function seg(inputs, outputs, workspace, pool); a variant's entry run_v calls its
+ * segments in order. Segments depend only on the graph, never on the thread count. */
+typedef struct Segment {
+    int var, index;
+    int first, end; /* nodes [first, end) */
+    bool with_inputs, with_outputs;
+} Segment;
+Segment *cg_make_segments(const Cg *cg, int *nsegs);
+/* The module's types (cg->ctx set); the views of every tensor (cg->plan set). */
+void cg_init_types(Cg *cg);
+void cg_init_views(Cg *cg);
+bool cg_build_segment(Cg *cg, const Segment *s);
+/* The entry points and the descriptor, calling segments that may live in other modules. */
+bool cg_build_main(Cg *cg, int emit, const Segment *segs, int nsegs);
+
+/* ---- artifacts (cg_artifact.c) ---------------------------------------------------------------- */
+char *cg_tmp_path_for(const char *final);                      /* FINAL.tmpPID */
+bool cg_commit_file(const char *tmp, const char *final, Diags *d); /* rename into place */
+char *cg_stem_of(const char *out);                             /* OUT minus a trailing .o/.h */
+bool cg_write_header(const Graph *g, int64_t ws_bytes, const char *path, Diags *d);
+bool cg_write_buffer(LLVMMemoryBufferRef buf, const char *path, Diags *d);
+/* cc [-fuse-ld=lld] (-shared | -r -nostdlib) -o out objs...; errors name `final` */
+bool cg_run_linker(const char *cc, bool cross, bool relocatable, char **objs, int nobjs, const char *out,
+                   const char *final, bool mvec, Diags *d);
+void cg_remove_tmpdir(const char *dir, char **files, int nfiles);
+
 /* Generic strided copy between two views of the same logical shape (layout conversions,
  * concat, slice, flatten...). */
 void cg_copy(Cg *cg, const char *name, const CgView *dst, const CgView *src);
