@@ -159,6 +159,9 @@ typedef struct CgLoop {
 /* for (iv = start; iv < end; iv += step) { ...emitted between begin and end... } */
 void cg_loop_begin(Cg *cg, CgLoop *l, LLVMValueRef start, LLVMValueRef end, int64_t step, const char *name);
 void cg_loop_end(Cg *cg, CgLoop *l);
+/* Mark the loop whose latch branch this is with llvm.loop.unroll.disable: a short tap loop fully
+ * unrolled by LLVM multiplies the live weight and input registers and spills (the 7x7 stem). */
+void cg_loop_no_unroll(Cg *cg, LLVMValueRef latch_br);
 /* if (cond) { ... } */
 typedef struct CgIf {
     LLVMBasicBlockRef then_bb, merge_bb;

@@ -256,6 +256,7 @@ static void dense_tile(Cg *cg, void *ctx, LLVMValueRef x0, int64_t x0c, int64_t 
 
     TileLoop lh;
     tile_loop_begin(cg, &lh, d->kh_lo, d->kh_hi, 1, acc, nacc, "kh");
+    lh.rolled = true; /* tap loops stay loops: the tile's registers are the budget */
     LLVMValueRef iy = cg_addc(cg, cg_add(cg, cg_mulc(cg, d->oy, g->sh), cg_mulc(cg, lh.iv, g->dh)), -g->ph);
     LLVMValueRef ix0 = cg_addc(cg, cg_mulc(cg, x0, g->sw), -g->pw);
     LLVMValueRef roff = cg_add(cg, cg_add(cg, cg_mulc(cg, d->n, d->isN), cg_mulc(cg, iy, d->isH)),
@@ -277,6 +278,7 @@ static void dense_tile(Cg *cg, void *ctx, LLVMValueRef x0, int64_t x0c, int64_t 
             /* kw·dw·isW == cpg: the taps' channels are one run of (kb-ka)·cpg floats */
             TileLoop lj;
             tile_loop_begin(cg, &lj, cg_i64(cg, kg->ka * g->cpg), cg_i64(cg, kg->kb * g->cpg), 1, acc, nacc, "j");
+            lj.rolled = true;
             dense_step(cg, d, acc, w, kg->mask, cg_gep(cg, rowp, lj.iv), cg_gep(cg, wk, cg_mulc(cg, lj.iv, kstride)),
                        lj.iv);
             tile_loop_end(cg, &lj, acc);
@@ -287,6 +289,7 @@ static void dense_tile(Cg *cg, void *ctx, LLVMValueRef x0, int64_t x0c, int64_t 
         bool kloop = kg->kb - kg->ka > 1;
         if (kloop) {
             tile_loop_begin(cg, &lw, cg_i64(cg, kg->ka), cg_i64(cg, kg->kb), 1, acc, nacc, "kw");
+            lw.rolled = true;
             kw = lw.iv;
         }
         LLVMValueRef inp_kw = cg_gep(cg, rowp, cg_mulc(cg, kw, g->dw * d->isW));
@@ -467,6 +470,7 @@ static void dw_tile(Cg *cg, void *ctx, LLVMValueRef x0, int64_t x0c, int64_t w) 
     int ng = kw_groups(g, x0c, w, grp);
     TileLoop lh;
     tile_loop_begin(cg, &lh, d->kh_lo, d->kh_hi, 1, acc, nacc, "kh");
+    lh.rolled = true; /* tap loops stay loops: the tile's registers are the budget */
     LLVMValueRef iy = cg_addc(cg, cg_add(cg, cg_mulc(cg, d->oy, g->sh), cg_mulc(cg, lh.iv, g->dh)), -g->ph);
     LLVMValueRef ix0 = cg_addc(cg, cg_mulc(cg, x0, g->sw), -g->pw);
     LLVMValueRef roff = cg_add(cg, cg_add(cg, cg_mulc(cg, d->n, d->isN), cg_mulc(cg, iy, d->isH)),
@@ -481,6 +485,7 @@ static void dw_tile(Cg *cg, void *ctx, LLVMValueRef x0, int64_t x0c, int64_t w) 
         bool kloop = kg->kb - kg->ka > 1;
         if (kloop) {
             tile_loop_begin(cg, &lw, cg_i64(cg, kg->ka), cg_i64(cg, kg->kb), 1, acc, nacc, "kw");
+            lw.rolled = true;
             kw = lw.iv;
         }
         LLVMValueRef wv[8];

@@ -17,6 +17,7 @@ typedef struct TileLoop {
     int nv;
     LLVMValueRef step;
     LLVMBasicBlockRef header, exit;
+    bool rolled; /* keep the loop rolled (llvm.loop.unroll.disable): set between begin and end */
 } TileLoop;
 
 /* for (iv = start; iv < end; iv += step): vals[] become the header phis (read them in the body,
@@ -30,6 +31,7 @@ static inline void tile_loop_begin(Cg *cg, TileLoop *l, LLVMValueRef start, LLVM
     l->exit = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "texit");
     l->step = cg_i64(cg, step);
     l->nv = nv;
+    l->rolled = false;
     LLVMBuildBr(cg->b, l->header);
     LLVMPositionBuilderAtEnd(cg->b, l->header);
     l->iv = LLVMBuildPhi(cg->b, cg->t_i64, name);
@@ -48,7 +50,8 @@ static inline void tile_loop_begin(Cg *cg, TileLoop *l, LLVMValueRef start, LLVM
 static inline void tile_loop_end(Cg *cg, TileLoop *l, LLVMValueRef *vals) {
     LLVMValueRef next = LLVMBuildNSWAdd(cg->b, l->iv, l->step, "next");
     LLVMBasicBlockRef from = LLVMGetInsertBlock(cg->b);
-    LLVMBuildBr(cg->b, l->header);
+    LLVMValueRef latch = LLVMBuildBr(cg->b, l->header);
+    if (l->rolled) cg_loop_no_unroll(cg, latch);
     LLVMAddIncoming(l->iv, &next, &from, 1);
     for (int i = 0; i < l->nv; i++) {
         LLVMAddIncoming(l->phis[i], &vals[i], &from, 1);

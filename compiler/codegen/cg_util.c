@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <llvm-c/DebugInfo.h>
+
 #include "cg.h"
 
 /* ---- views ----------------------------------------------------------------------------- */
@@ -223,6 +225,17 @@ LLVMValueRef cg_math(Cg *cg, const char *fn, LLVMValueRef x) {
     LLVMValueRef f = LLVMGetNamedFunction(cg->mod, name);
     if (!f) f = LLVMAddFunction(cg->mod, name, ft);
     return LLVMBuildCall2(cg->b, ft, f, &x, 1, "");
+}
+
+void cg_loop_no_unroll(Cg *cg, LLVMValueRef latch_br) {
+    static const char dis[] = "llvm.loop.unroll.disable";
+    LLVMMetadataRef opt = LLVMMDStringInContext2(cg->ctx, dis, sizeof dis - 1);
+    LLVMMetadataRef opt_node = LLVMMDNodeInContext2(cg->ctx, &opt, 1);
+    LLVMMetadataRef self = LLVMTemporaryMDNode(cg->ctx, NULL, 0);
+    LLVMMetadataRef ops[2] = {self, opt_node};
+    LLVMMetadataRef loop = LLVMMDNodeInContext2(cg->ctx, ops, 2);
+    LLVMMetadataReplaceAllUsesWith(self, loop); /* the loop ID refers to itself */
+    LLVMSetMetadata(latch_br, LLVMGetMDKindIDInContext(cg->ctx, "llvm.loop", 9), LLVMMetadataAsValue(cg->ctx, loop));
 }
 
 /* ---- activations --------------------------------------------------------------------------- */
