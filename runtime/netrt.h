@@ -44,10 +44,12 @@ struct netrt_pool {
 };
 
 /* nthreads <= 0: NETRT_NUM_THREADS if it is a positive integer, else the number of online cores
- * (at most 1024). NULL on OOM. parallel_for splits [0, n) into one contiguous chunk per thread
- * (the caller runs the first) and returns when all are done; a nested call from inside a task,
- * or a call while another thread is using the same pool, runs serially on the calling thread.
- * Different pools are independent. */
+ * (at most 1024). NULL on OOM. parallel_for runs fn over contiguous chunks covering [0, n), each
+ * index exactly once, and returns when all are done: each thread (the caller is the first) owns
+ * an equal share and runs it in at most four chunks, then takes chunks left in the others'
+ * shares (NETRT_SCHEDULE=static: one chunk per thread, no taking). A nested call from inside a
+ * task, or a call while another thread is using the same pool, runs serially on the calling
+ * thread. Different pools are independent. */
 netrt_pool *netrt_pool_create(int nthreads);
 int netrt_pool_threads(const netrt_pool *pool); /* 1 for NULL */
 void netrt_pool_destroy(netrt_pool *pool);

@@ -36,6 +36,12 @@ typedef struct Pool {
     netrt_task_fn fn;
     void *ctx;
     int64_t n;
+    /* Each participant owns an equal share of [0, n) and takes it in chunks through its own
+     * cursor; one that runs out takes chunks from the others' cursors (a border row with fewer
+     * taps, or a vCPU the hypervisor paused, no longer holds the loop up). Owning the share
+     * keeps a thread on the same rows from one kernel to the next. */
+    struct Share *share;
+    bool dynamic; /* NETRT_SCHEDULE=static: equal shares, no stealing (for comparison) */
 
     pthread_mutex_t mu;
     pthread_cond_t work_cv, done_cv;
@@ -46,6 +52,11 @@ typedef struct Pool {
     atomic_int caller_sleeping;           /* the caller is blocked in done_cv */
     atomic_bool stop;
 } Pool;
+
+typedef struct Share {
+    alignas(64) atomic_int_fast64_t next; /* the next unclaimed item of this share */
+    int64_t end, step;                  /* the share's end; items per claim */
+} Share;
 
 typedef struct WorkerArg {
     Pool *pool;
@@ -90,6 +101,31 @@ static uint64_t spin_for_gen(Pool *p, uint64_t seen) {
     }
 }
 
+/* Claim chunks from share k; returns whether any item was run. */
+static bool run_from(Pool *p, int k) {
+    Share *sh = &p->share[k];
+    bool any = false;
+    for (;;) {
+        int64_t b = atomic_fetch_add_explicit(&sh->next, sh->step, memory_order_relaxed);
+        if (b >= sh->end) return any;
+        int64_t e = b + sh->step < sh->end ? b + sh->step : sh->end;
+        p->fn(p->ctx, b, e);
+        any = true;
+    }
+}
+
+/* Participant `self`'s part of the current loop: its own share, then what is left of the others'. */
+static void run_share(Pool *p, int self) {
+    if (!p->dynamic) {
+        int64_t b, e;
+        chunk(p->n, p->nthreads, self, &b, &e);
+        if (b < e) p->fn(p->ctx, b, e);
+        return;
+    }
+    run_from(p, self);
+    for (int j = 1; j < p->nthreads; j++) run_from(p, (self + j) % p->nthreads);
+}
+
 static void *worker_main(void *arg) {
     Pool *p = ((WorkerArg *)arg)->pool;
     int self = ((WorkerArg *)arg)->index;
@@ -110,9 +146,7 @@ static void *worker_main(void *arg) {
         seen = g;
         if (atomic_load_explicit(&p->stop, memory_order_acquire)) break;
 
-        int64_t b, e;
-        chunk(p->n, p->nthreads, self, &b, &e);
-        if (b < e) p->fn(p->ctx, b, e);
+        run_share(p, self);
         /* The last worker out wakes the caller if it went to sleep (same Dekker pairing as above,
          * with caller_sleeping raised before the caller re-reads remaining). */
         if (atomic_fetch_sub(&p->remaining, 1) == 1 && atomic_load(&p->caller_sleeping)) {
@@ -132,6 +166,15 @@ static void pool_parallel_for(netrt_pool *base, int64_t n, netrt_task_fn fn, voi
         return;
     }
     p->fn = fn, p->ctx = ctx, p->n = n;
+    if (p->dynamic)
+        for (int k = 0; k < p->nthreads; k++) {
+            int64_t b, e;
+            chunk(n, p->nthreads, k, &b, &e);
+            int64_t step = (e - b + 3) / 4; /* at most four claims per share: stealing has something to take */
+            atomic_store_explicit(&p->share[k].next, b, memory_order_relaxed);
+            p->share[k].end = e;
+            p->share[k].step = step > 0 ? step : 1;
+        }
     atomic_store_explicit(&p->remaining, p->nthreads - 1, memory_order_relaxed);
     atomic_fetch_add(&p->gen, 1); /* seq_cst: publishes fn/ctx/n, pairs with sleepers */
     if (atomic_load(&p->sleepers) > 0) {
@@ -140,9 +183,7 @@ static void pool_parallel_for(netrt_pool *base, int64_t n, netrt_task_fn fn, voi
         pthread_mutex_unlock(&p->mu);
     }
 
-    int64_t b, e;
-    chunk(n, p->nthreads, 0, &b, &e);
-    fn(ctx, b, e);
+    run_share(p, 0);
 
     if (atomic_load_explicit(&p->remaining, memory_order_acquire) != 0) {
         int64_t deadline = now_ns() + POOL_SPIN_NS;
@@ -197,10 +238,14 @@ netrt_pool *netrt_pool_create(int nthreads) {
 
     p->threads = calloc((size_t)nthreads, sizeof *p->threads);
     p->args = calloc((size_t)nthreads, sizeof *p->args);
-    if (!p->threads || !p->args) {
-        free(p->threads), free(p->args), free(p);
+    p->share = aligned_alloc(64, (size_t)nthreads * sizeof *p->share);
+    if (!p->threads || !p->args || !p->share) {
+        free(p->threads), free(p->args), free(p->share), free(p);
         return NULL;
     }
+    for (int k = 0; k < nthreads; k++) atomic_init(&p->share[k].next, 0), p->share[k].end = 0, p->share[k].step = 1;
+    const char *sched = getenv("NETRT_SCHEDULE");
+    p->dynamic = !(sched && !strcmp(sched, "static"));
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->work_cv, NULL);
     pthread_cond_init(&p->done_cv, NULL);
@@ -240,6 +285,6 @@ void netrt_pool_destroy(netrt_pool *pool) {
         pthread_cond_destroy(&p->done_cv);
         pthread_mutex_destroy(&p->mu);
     }
-    free(p->threads), free(p->args);
+    free(p->threads), free(p->args), free(p->share);
     free(p);
 }

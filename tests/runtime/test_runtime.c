@@ -413,6 +413,7 @@ static int64_t pool_sum(netrt_pool *pool, const int64_t *v, int64_t n, int *call
 }
 
 Test(pool, sum_matches_serial) {
+    setenv("NETRT_SCHEDULE", "static", 1); /* one call per thread, counted below */
     const int64_t n = 1000000;
     int64_t *v = make_values(n), serial = 0;
     for (int64_t i = 0; i < n; i++) serial += v[i];
@@ -451,7 +452,13 @@ static void cover_task(void *arg, int64_t b, int64_t e) {
     while (len > cur && !atomic_compare_exchange_weak(&c->maxlen, &cur, len)) {}
 }
 
-/* Each iteration exactly once, one call per non-empty chunk, chunk lengths differing by at most 1. */
+static bool static_schedule(void) {
+    const char *s = getenv("NETRT_SCHEDULE");
+    return s && !strcmp(s, "static");
+}
+
+/* Each iteration exactly once. Static schedule: one call per non-empty chunk, chunk lengths
+ * differing by at most 1. Dynamic: at most four chunks per thread's share. */
 static void check_cover(netrt_pool *pool, int64_t n) {
     CoverCtx c = {.hits = calloc((size_t)n + 1, sizeof(atomic_int)), .n = n};
     atomic_init(&c.calls, 0);
@@ -463,13 +470,29 @@ static void check_cover(netrt_pool *pool, int64_t n) {
                      atomic_load(&c.hits[i]));
     int T = netrt_pool_threads(pool);
     int64_t want_calls = n == 0 ? 0 : (n == 1 ? 1 : (n < T ? n : T));
-    cr_assert_eq(atomic_load(&c.calls), want_calls, "n=%lld, %d threads: %d calls", (long long)n, T,
-                 atomic_load(&c.calls));
-    if (n > 1 && T > 1) cr_assert_leq(atomic_load(&c.maxlen) - atomic_load(&c.minlen), 1);
+    if (static_schedule() || T == 1 || n <= 1) {
+        cr_assert_eq(atomic_load(&c.calls), want_calls, "n=%lld, %d threads: %d calls", (long long)n, T,
+                     atomic_load(&c.calls));
+        if (n > 1 && T > 1) cr_assert_leq(atomic_load(&c.maxlen) - atomic_load(&c.minlen), 1);
+    } else {
+        cr_assert(atomic_load(&c.calls) >= want_calls && atomic_load(&c.calls) <= 4 * T, "n=%lld, %d threads: %d calls",
+                  (long long)n, T, atomic_load(&c.calls));
+    }
     free(c.hits);
 }
 
 Test(pool, chunks_cover_each_iteration_once) {
+    int sizes[] = {1, 2, 3, 7};
+    int64_t ns[] = {0, 1, 2, 3, 6, 7, 8, 13, 100, 1001, 65537};
+    for (int k = 0; k < 4; k++) {
+        netrt_pool *pool = netrt_pool_create(sizes[k]);
+        for (size_t j = 0; j < sizeof ns / sizeof *ns; j++) check_cover(pool, ns[j]);
+        netrt_pool_destroy(pool);
+    }
+}
+
+Test(pool, static_chunks_cover_each_iteration_once) {
+    setenv("NETRT_SCHEDULE", "static", 1);
     int sizes[] = {1, 2, 3, 7};
     int64_t ns[] = {0, 1, 2, 3, 6, 7, 8, 13, 100, 1001, 65537};
     for (int k = 0; k < 4; k++) {
@@ -485,6 +508,37 @@ static int64_t seen_b, seen_e;
 static void record_task(void *arg, int64_t b, int64_t e) {
     (void)arg;
     seen_thread = pthread_self(), seen_b = b, seen_e = e;
+}
+
+/* The dynamic schedule takes chunks left in a slow thread's share: the worker's items are
+ * slow, and the caller, done with its own, runs some of them. */
+typedef struct StealCtx {
+    pthread_t caller;
+    int64_t n;
+    atomic_int by_caller_in_second_half, hits[16];
+} StealCtx;
+
+static void steal_task(void *arg, int64_t b, int64_t e) {
+    StealCtx *c = arg;
+    bool caller = pthread_equal(pthread_self(), c->caller);
+    for (int64_t i = b; i < e; i++) {
+        if (i >= c->n / 2) {
+            usleep(3000);
+            if (caller) atomic_fetch_add(&c->by_caller_in_second_half, 1);
+        }
+        atomic_fetch_add(&c->hits[i], 1);
+    }
+}
+
+Test(pool, dynamic_takes_from_a_slow_share, .timeout = 60) {
+    unsetenv("NETRT_SCHEDULE");
+    netrt_pool *pool = netrt_pool_create(2);
+    cr_assert_not_null(pool);
+    StealCtx c = {.caller = pthread_self(), .n = 16};
+    pool->parallel_for(pool, c.n, steal_task, &c);
+    for (int i = 0; i < 16; i++) cr_assert_eq(atomic_load(&c.hits[i]), 1, "item %d ran %d times", i, atomic_load(&c.hits[i]));
+    cr_assert_geq(atomic_load(&c.by_caller_in_second_half), 1, "the caller took nothing from the slow share");
+    netrt_pool_destroy(pool);
 }
 
 Test(pool, one_thread_is_a_plain_call) {
@@ -519,6 +573,7 @@ static void nest_task(void *arg, int64_t b, int64_t e) {
 }
 
 Test(pool, nested_call_runs_serially, .timeout = 60) {
+    setenv("NETRT_SCHEDULE", "static", 1); /* one call per thread, counted below */
     const int64_t outer = 16, inner = 1000;
     int64_t *v = make_values(outer * inner), serial = 0;
     for (int64_t i = 0; i < outer * inner; i++) serial += v[i];
@@ -591,6 +646,7 @@ Test(pool, one_pool_two_threads, .timeout = 120) {
 /* Pauses longer than the spin window put workers (and the caller) to sleep between calls:
  * a lost wake-up would hang here (hence the timeout). */
 Test(pool, wakes_sleeping_workers, .timeout = 120) {
+    setenv("NETRT_SCHEDULE", "static", 1); /* one call per thread, counted below */
     const int64_t n = 5000;
     int64_t *v = make_values(n), serial = 0;
     for (int64_t i = 0; i < n; i++) serial += v[i];
@@ -612,6 +668,7 @@ static void slow_task(void *arg, int64_t b, int64_t e) {
 }
 
 Test(pool, caller_waits_for_slow_workers, .timeout = 60) {
+    setenv("NETRT_SCHEDULE", "static", 1); /* one call per thread, counted below */
     netrt_pool *pool = netrt_pool_create(4);
     for (int r = 0; r < 20; r++) {
         CoverCtx c = {.hits = calloc(100, sizeof(atomic_int)), .n = 100};
