@@ -278,7 +278,7 @@ static void dense_tile(Cg *cg, void *ctx, LLVMValueRef x0, int64_t x0c, int64_t 
             /* kw·dw·isW == cpg: the taps' channels are one run of (kb-ka)·cpg floats */
             TileLoop lj;
             tile_loop_begin(cg, &lj, cg_i64(cg, kg->ka * g->cpg), cg_i64(cg, kg->kb * g->cpg), 1, acc, nacc, "j");
-            lj.rolled = true;
+            lj.rolled = kg->kb - kg->ka > 1; /* several taps (the stem's 7 x 3 channels); a 1x1's channel loop may unroll */
             dense_step(cg, d, acc, w, kg->mask, cg_gep(cg, rowp, lj.iv), cg_gep(cg, wk, cg_mulc(cg, lj.iv, kstride)),
                        lj.iv);
             tile_loop_end(cg, &lj, acc);
