@@ -233,6 +233,10 @@ void cg_parallel(Cg *cg, const char *name, int64_t n, CgBodyFn body, void *user)
 #include "../ops.def"
 #undef OP
 
+/* conv2d by Winograd F(4,3) (cg_winograd.c): a node the winograd pass marked, on views whose
+ * channels are contiguous (cg_kernel_conv2d dispatches; other views run the direct paths). */
+bool cg_winograd_conv2d(Cg *cg, const Node *n);
+
 /* ---- modules (cg_module.c) ------------------------------------------------------------------- */
 /* A segment is a run of consecutive nodes of one variant, compiled in one LLVM module as one
  * hidden function seg(inputs, outputs, workspace, pool); a variant's entry run_v calls its

@@ -651,6 +651,7 @@ bool cg_kernel_conv2d(Cg *cg, const Node *n) {
     const CgView *in = &cg->views[n->in[0]], *out = &cg->views[n->out];
     bool chans = (in->stride[1] == 1 || g.C == 1) && (out->stride[1] == 1 || g.O == 1);
     if (!chans) return conv_scalar(cg, n, &g);
+    if (n->algo == CONV_ALGO_WINOGRAD43 && in->stride[1] == 1 && out->stride[1] == 1) return cg_winograd_conv2d(cg, n);
     if (g.groups > 1 && g.cpg == 1 && g.opg <= 4) return conv_depthwise(cg, n, &g);
     return conv_dense(cg, n, &g);
 }

@@ -22,12 +22,12 @@ enum { EXIT_OK = 0, EXIT_BAD_INPUT = 1, EXIT_USAGE = 2 };
 
 static const char usage_text[] =
     "usage: netc MODEL.net [-o OUT] [--weights FILE.safetensors] [--seed N] [-O0|-O1|-O2|-O3]\n"
-    "            [--passes=LIST] [--disable-pass=NAME]... [--split-tol=EPS]\n"
+    "            [--passes=LIST] [--disable-pass=NAME]... [--split-tol=EPS] [--winograd-tol=EPS]\n"
     "            [--emit=so|obj|header|ll|asm] [--target=TRIPLE] [--cpu=NAME] [--mattr=+F,-F]\n"
     "            [--print-ir-after=PASS|all] [--dot=FILE] [--stats] [--time-passes] [--pass-limit=N]\n"
     "            [--jobs=N] [--llvm-passes=PIPELINE]\n"
-    "       passes: fold-bn, split3x3, fuse-act, inplace, concat-elim;\n"
-    "       -O0: none, -O1: fold-bn,fuse-act, -O2/-O3: fold-bn,split3x3,fuse-act,inplace,concat-elim\n"
+    "       passes: fold-bn, split3x3, winograd, fuse-act, inplace, concat-elim;\n"
+    "       -O0: none, -O1: fold-bn,fuse-act, -O2/-O3: fold-bn,split3x3,winograd,fuse-act,inplace,concat-elim\n"
     "       netc run MODEL.net [--weights FILE] [--seed N] [-O...] [--passes=LIST] [pass flags]\n"
     "            [--input [NAME=]FILE.npy]... [--output [NAME=]FILE.npy]...\n"
     "       netc check MODEL.net [--weights FILE] [--seed N] [--print-ir-after=all]\n"
@@ -54,7 +54,7 @@ typedef struct Options {
     const char *passes;
     const char *disabled[16];
     int ndisabled;
-    double split_tol;
+    double split_tol, winograd_tol;
     const char *dot;
     bool stats, time_passes;
     int64_t pass_limit;
@@ -106,6 +106,7 @@ static int parse_args(int argc, char **argv, Options *o) {
     o->cmd = "compile";
     o->opt_level = -1;
     o->split_tol = 1e-6;
+    o->winograd_tol = PASS_WINOGRAD_TOL_DEFAULT;
     o->pass_limit = -1;
     if (argc > 1 && (!strcmp(argv[1], "run") || !strcmp(argv[1], "check"))) o->cmd = argv[i++];
     for (; i < argc; i++) {
@@ -154,6 +155,13 @@ static int parse_args(int argc, char **argv, Options *o) {
             o->split_tol = strtod(v, &end);
             if (errno || *end || !*v || !(o->split_tol >= 0 && o->split_tol < 1))
                 return usage_error("--split-tol needs a number in [0, 1), got '%s'", v);
+        } else if (is_flag(a, "--winograd-tol")) {
+            if (!(v = flag_value(argc, argv, &i, "--winograd-tol"))) return usage_error("%s needs a number", a);
+            char *end;
+            errno = 0;
+            o->winograd_tol = strtod(v, &end);
+            if (errno || *end || !*v || !(o->winograd_tol >= 0 && o->winograd_tol < 1))
+                return usage_error("--winograd-tol needs a number in [0, 1), got '%s'", v);
         } else if (is_flag(a, "--dot")) {
             if (!(v = flag_value(argc, argv, &i, "--dot"))) return usage_error("%s needs a file", a);
             o->dot = v;
@@ -442,6 +450,7 @@ int main(int argc, char **argv) {
                       .stats = o.stats,
                       .pass_limit = o.pass_limit,
                       .split_tol = o.split_tol,
+                      .winograd_tol = o.winograd_tol,
                       .verify = true};
     memcpy(po.disabled, o.disabled, sizeof o.disabled);
     po.ndisabled = o.ndisabled;

@@ -41,6 +41,7 @@ void ir_write_dot(const Graph *g, const Plan *plan, FILE *f) {
         fprintf(f, "\\n%s", ir_shape_str(y, shape, sizeof shape));
         if (n->inplace) fprintf(f, "\\nin place");
         if (n->concat_elim) fprintf(f, "\\ninputs written in place");
+        if (n->algo == CONV_ALGO_WINOGRAD43) fprintf(f, "\\nwinograd F(4,3)");
         if (n->loc.line) fprintf(f, "\\nline %d", n->loc.line);
         fprintf(f, "\"];\n");
         for (int k = 0; k < n->nin; k++) {

@@ -353,6 +353,17 @@ void ir_node_error(Diags *d, const Node *n, const char *fmt, ...) {
 
 /* ---- verifier -------------------------------------------------------------------------- */
 
+bool ir_winograd_eligible(const Graph *g, const Node *n) {
+    if (n->op != OP_CONV2D || n->nin < 1 || ir_attr_int(n, "groups") != 1) return false;
+    const Tensor *x = ir_tensor(g, n->in[0]), *y = ir_tensor(g, n->out);
+    if (x->rank != 4 || y->rank != 4) return false;
+    int64_t k[2], s[2], dl[2];
+    ir_attr_pair(n, "kernel", k);
+    ir_attr_pair(n, "stride", s);
+    ir_attr_pair(n, "dilation", dl);
+    return k[0] == 3 && k[1] == 3 && s[0] == 1 && s[1] == 1 && dl[0] == 1 && dl[1] == 1;
+}
+
 /* An in-place node overwrites in[0]: unsafe when that is a graph input or output, or when a
  * node after it (or an epilogue) still reads it. */
 bool ir_inplace_unsafe(const Graph *g, const Node *n, const Node **later) {
@@ -506,6 +517,10 @@ bool ir_verify(Graph *g, Diags *d, bool need_data) {
         else if (n->inplace && (ir_tensor(g, n->in[0])->alias >= 0 || ir_tensor(g, n->out)->alias >= 0))
             ir_node_error(d, n, "verifier: %s '%s' is in place and reads or writes a concat slice (one storage each)",
                           o->name, n->name);
+        if (n->algo != CONV_ALGO_DIRECT && n->nin >= 1 && n->in[0] >= 0 && n->in[0] < nt &&
+            (n->algo != CONV_ALGO_WINOGRAD43 || !ir_winograd_eligible(g, n)))
+            ir_node_error(d, n, "verifier: %s '%s' is marked for Winograd F(4,3) (algo %d) but is no 3x3, stride-1, "
+                          "dilation-1, ungrouped conv2d", o->name, n->name, n->algo);
         if (ready[n->out]) ir_node_error(d, n, "verifier: tensor '%s' is produced twice", ir_tensor(g, n->out)->name);
         ready[n->out] = 1;
     }
@@ -639,6 +654,7 @@ void ir_print(const Graph *g, FILE *out) {
         }
         if (n->inplace) fprintf(out, "  [in place of %%%s]", ir_tensor(g, n->in[0])->name);
         if (n->concat_elim) fputs("  [inputs written in place]", out);
+        if (n->algo == CONV_ALGO_WINOGRAD43) fputs("  [winograd F(4,3)]", out);
         if (t->alias >= 0)
             fprintf(out, "  [slice of %%%s at %lld]", ir_tensor(g, t->alias)->name, (long long)t->alias_offset);
         fputc('\n', out);

@@ -119,7 +119,11 @@ typedef struct Node {
     EpiOp epi[IR_MAX_EPI];
     bool inplace;     /* the output reuses the storage of in[0] (an elementwise op) */
     bool concat_elim; /* concat: the inputs were written straight into their slices */
+    int algo;         /* conv2d: CONV_ALGO_DIRECT, CONV_ALGO_WINOGRAD43 (the winograd pass) */
 } Node;
+
+/* How a conv2d is computed (Node.algo). The interpreter always computes directly. */
+enum { CONV_ALGO_DIRECT = 0, CONV_ALGO_WINOGRAD43 = 1 /* F(4×4, 3×3): 6×6 input tiles */ };
 
 typedef struct Graph {
     Arena arena;      /* names, attribute lists, node input arrays */
@@ -206,6 +210,10 @@ void ir_write_dot(const Graph *g, const struct Plan *plan, FILE *out);
 int64_t ir_node_macs(const Graph *g, const Node *n);
 /* Number of weight floats of a node. */
 int64_t ir_node_weight_count(const Graph *g, const Node *n);
+
+/* May node n run as Winograd F(4,3)? A conv2d with a 3×3 kernel, stride 1, dilation 1 and
+ * groups 1 (any padding) on rank-4 tensors. Whether it pays is the pass's decision. */
+bool ir_winograd_eligible(const Graph *g, const Node *n);
 
 /* Drop dead nodes from the schedule (kept in g->removed) and renumber; tensors no longer
  * referenced stay (harmless). */

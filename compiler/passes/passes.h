@@ -14,6 +14,7 @@
 typedef struct PassCtx {
     Diags *d;
     double split_tol;  /* split3x3: relative Frobenius error allowed per layer */
+    double winograd_tol; /* winograd: max|Δ|/max|ref| allowed per layer (measured on a patch) */
     int64_t budget;    /* rewrites left (--pass-limit); < 0: unlimited */
     int64_t rewrites;  /* rewrites applied so far */
     FILE *stats;       /* --stats: per-pass lines go here; NULL: none */
@@ -66,6 +67,10 @@ bool pass_split3x3(Graph *g, PassCtx *c);
 bool pass_fuse_act(Graph *g, PassCtx *c);
 bool pass_inplace(Graph *g, PassCtx *c);
 bool pass_concat_elim(Graph *g, PassCtx *c);
+bool pass_winograd(Graph *g, PassCtx *c);
+
+/* --winograd-tol's default: F(4,3) in float measures 2-6e-6 on ResNet-18's layers (direct ~1e-7) */
+#define PASS_WINOGRAD_TOL_DEFAULT 1e-5
 
 /* A pass asks before each rewrite; false once the --pass-limit budget is spent. */
 bool pass_may_rewrite(PassCtx *c);
@@ -82,6 +87,7 @@ typedef struct PassOptions {
     bool stats;               /* --stats */
     int64_t pass_limit;       /* --pass-limit=N; < 0: none */
     double split_tol;         /* --split-tol */
+    double winograd_tol;      /* --winograd-tol (0 declines every layer: set it) */
     bool verify;              /* run the verifier after every pass (tests, debug builds) */
     const PassInfo *table;    /* NULL: pass_table (tests and experiments bring their own) */
     struct Times *times;      /* with time_passes: each pass's time goes here (else printed) */

@@ -28,6 +28,7 @@ expect 2 "--emit: unknown kind 'exe'" "$src/examples/lenet.net" --emit=exe
 expect 2 "unknown option '--frobnicate'" "$src/examples/lenet.net" --frobnicate
 expect 2 "--passes: unknown pass 'fold-bm' (did you mean 'fold-bn'?)" "$src/examples/lenet.net" --passes=fold-bm
 expect 2 "--split-tol needs a number in [0, 1)" "$src/examples/lenet.net" --split-tol=2
+expect 2 "--winograd-tol needs a number in [0, 1), got 'x'" "$src/examples/lenet.net" --winograd-tol=x
 expect 2 "--jobs needs a number from 1 to 64, got '0'" "$src/examples/lenet.net" --jobs=0
 expect 1 "--llvm-passes=no-such-pass: unknown pass name 'no-such-pass'" "$src/examples/lenet.net" --llvm-passes=no-such-pass -o m.so
 [ "$(grep -c "unknown pass name" err.txt)" = 1 ] || { echo "FAIL: the --llvm-passes error is not said once"; fail=1; }

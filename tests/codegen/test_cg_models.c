@@ -24,7 +24,8 @@ static Graph *load_example(const char *name) {
 static bool run_level_passes(Graph *g, int opt, const char *name) {
     Diags d;
     diags_init(&d);
-    PassOptions po = {.opt_level = opt, .split_tol = 1e-6, .pass_limit = -1, .verify = true};
+    PassOptions po = {.opt_level = opt, .split_tol = 1e-6, .winograd_tol = PASS_WINOGRAD_TOL_DEFAULT, .pass_limit = -1,
+                      .verify = true};
     bool ok = passes_run(g, &po, &d, stderr);
     if (!ok) {
         char *s = diags_to_string(&d);

@@ -119,7 +119,8 @@ static void check(const char *src, const char *what, Fill f, const double *tol, 
         if (identity) identity_weights(g);
         Diags d;
         diags_init(&d);
-        PassOptions po = {.opt_level = cf->opt, .split_tol = 1e-6, .pass_limit = -1, .verify = true};
+        PassOptions po = {.opt_level = cf->opt, .split_tol = 1e-6, .winograd_tol = PASS_WINOGRAD_TOL_DEFAULT, .pass_limit = -1,
+                          .verify = true};
         cr_assert(passes_run(g, &po, &d, stderr), "%s: passes failed", what);
         diags_free(&d);
         if (cf->opt == 2)

@@ -44,6 +44,7 @@
 #include "netrt.h"
 #include "npy.h"
 #include "passes/passes.h"
+#include "winograd.h"
 
 /* OpenBLAS (split3x3's SVD) starts its own threads; the children run two at a time already. */
 void openblas_set_num_threads(int n);
@@ -872,6 +873,13 @@ static void gen_graph(GGraph *G, uint64_t seed, const bool *excluded, int max_op
         }
         G->input[i] = s;
     }
+    /* one graph in five has its inputs' sides tripled (12-48), so that convolutions reach the 32
+       tiles of 4×4 winograd asks for; chosen by a hash of the seed, so the other graphs are the
+       ones they always were */
+    if (hash_str(seed, "winograd sizes") % 5 == 0)
+        for (int i = 0; i < G->ninputs; i++)
+            for (int a = 2; a < 4; a++)
+                if (G->input[i].d[a] >= 4) G->input[i].d[a] = G->input[i].d[a] * 3 > 48 ? 48 : G->input[i].d[a] * 3;
     int lo = max_ops < 3 ? max_ops : 3;
     int target = lo + (int)((max_ops - lo) * pow(rng_unit(r), 1.6) + 0.5);
     int total = 0;
@@ -976,8 +984,8 @@ static char *render(const GGraph *G, size_t *len) { return render_text(G, len, f
 
 /* ---- checking one graph (in a child process) --------------------------------------------- */
 
-enum { RW_FOLD, RW_SPLIT, RW_FUSE_ACT, RW_FUSE_RES, RW_INPLACE, RW_CONCAT, RW_CONCAT_IN, NRW };
-static const char *const rw_names[NRW] = {"fold-bn",  "split3x3",    "fuse-act (activations)",
+enum { RW_FOLD, RW_SPLIT, RW_WINOGRAD, RW_FUSE_ACT, RW_FUSE_RES, RW_INPLACE, RW_CONCAT, RW_CONCAT_IN, NRW };
+static const char *const rw_names[NRW] = {"fold-bn",  "split3x3",    "winograd", "fuse-act (activations)",
                                           "fuse-act (residual adds)", "inplace", "concat-elim (concats)",
                                           "concat-elim (inputs in place)"};
 
@@ -1271,6 +1279,71 @@ static float acc_bound(const Acc *a, bool dbl) {
     return (float)(sqrt(a->var) + U32 * ((dbl ? 0 : sqrt((double)a->terms)) + 4) * a->mag);
 }
 
+/* A conv the winograd pass marked runs as Winograd F(4,3) in the compiled code: it rounds in the
+ * transformed domain, whose terms are far larger than the outputs they cancel down to, so an
+ * output's error scales with the magnitudes of its whole 6×6 input tile, not of its 3×3 window
+ * (a ±1e30 input spoils the 4×4 outputs of its tiles). Added to the direct bound of each output
+ * (its propagated input error √(Σ w²σ_x²) is the same function's): u·F·Σ_ab |Aᵀ|_ia |Aᵀ|_jb S_ab
+ * with S_ab = Σ_c |U_c|_ab (|Bᵀ| |d_c| |B|)_ab, the transformed terms' magnitudes (no
+ * cancellation), F = √(chunk) + √(chunks) + 12 for the sums over channels (in chunks of
+ * WINO_CHUNK) and the three or so roundings of each of the four 1-D transforms. Non-finite inputs
+ * count 0 here: the NaNs they spread through a tile are excused as split3x3's are (compare). */
+static void bound_winograd(const Graph *g, const Node *n, const float *x, float *s) {
+    static const double BT[6][6] = {{4, 0, -5, 0, 1, 0}, {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+                                    {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+    static const double AT[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+    const Tensor *ti = ir_tensor(g, n->in[0]), *to = ir_tensor(g, n->out);
+    int64_t p[2];
+    ir_attr_pair(n, "pad", p);
+    const float *w = ir_weight(g, n, "weight")->data;
+    int64_t N = ti->shape[0], C = ti->shape[1], H = ti->shape[2], W = ti->shape[3];
+    int64_t O = to->shape[1], OH = to->shape[2], OW = to->shape[3];
+    double *ua = malloc((size_t)(O * C * 36) * sizeof *ua), *da = malloc((size_t)(C * 36) * sizeof *da);
+    for (int64_t k = 0; k < O * C; k++) {
+        float u[36];
+        wino_kernel(w + k * 9, u);
+        for (int q = 0; q < 36; q++) ua[k * 36 + q] = fabs((double)u[q]);
+    }
+    double F = sqrt((double)(C < WINO_CHUNK ? C : WINO_CHUNK)) + sqrt((double)((C + WINO_CHUNK - 1) / WINO_CHUNK)) + 12;
+    for (int64_t nn = 0; nn < N; nn++)
+        for (int64_t ty = 0; ty * 4 < OH; ty++)
+            for (int64_t tx = 0; tx * 4 < OW; tx++) {
+                for (int64_t c = 0; c < C; c++) { /* |Bᵀ| |d| |B| */
+                    double d[6][6], t1[6][6];
+                    for (int r = 0; r < 6; r++)
+                        for (int q = 0; q < 6; q++) {
+                            int64_t iy = ty * 4 - p[0] + r, ix = tx * 4 - p[1] + q;
+                            double v = iy >= 0 && iy < H && ix >= 0 && ix < W ? fabs(x[((nn * C + c) * H + iy) * W + ix]) : 0;
+                            d[r][q] = isfinite(v) ? v : 0;
+                        }
+                    for (int a = 0; a < 6; a++)
+                        for (int q = 0; q < 6; q++) {
+                            t1[a][q] = 0;
+                            for (int r = 0; r < 6; r++) t1[a][q] += fabs(BT[a][r]) * d[r][q];
+                        }
+                    for (int a = 0; a < 6; a++)
+                        for (int b = 0; b < 6; b++) {
+                            double v = 0;
+                            for (int q = 0; q < 6; q++) v += t1[a][q] * fabs(BT[b][q]);
+                            da[c * 36 + a * 6 + b] = v;
+                        }
+                }
+                for (int64_t o = 0; o < O; o++) {
+                    double S[36] = {0};
+                    for (int64_t c = 0; c < C; c++)
+                        for (int q = 0; q < 36; q++) S[q] += ua[(o * C + c) * 36 + q] * da[c * 36 + q];
+                    for (int i = 0; i < 4 && ty * 4 + i < OH; i++)
+                        for (int j = 0; j < 4 && tx * 4 + j < OW; j++) {
+                            double e = 0;
+                            for (int a = 0; a < 6; a++)
+                                for (int b = 0; b < 6; b++) e += fabs(AT[i][a]) * fabs(AT[j][b]) * S[a * 6 + b];
+                            s[((nn * O + o) * OH + ty * 4 + i) * OW + tx * 4 + j] += (float)(U32 * F * e);
+                        }
+                }
+            }
+    free(ua), free(da);
+}
+
 /* interp_conv2d's loops over the same terms */
 static void bound_conv2d(const Graph *g, const Node *n, const float *x, const float *sx, float *s, bool dbl) {
     const Tensor *ti = ir_tensor(g, n->in[0]), *to = ir_tensor(g, n->out), *bt = ir_weight(g, n, "bias");
@@ -1303,6 +1376,7 @@ static void bound_conv2d(const Graph *g, const Node *n, const float *x, const fl
                     }
                     s[((nn * O + o) * OH + y) * OW + xx] = acc_bound(&a, dbl);
                 }
+    if (!dbl && n->algo == CONV_ALGO_WINOGRAD43) bound_winograd(g, n, x, s);
 }
 
 /* interp_conv_transpose2d's gather; weight layout [C_in, O/groups, kh, kw] */
@@ -1601,7 +1675,9 @@ static float **error_bounds(const Graph *g, const float *const *in, bool dbl, fl
  * not matched, or a finite value that became one), where, and the tolerance there (0: exact).
  * `global` is max|Δ| / max(max|ref|, 1e-2), the old whole-tensor measure, for the report.
  *
- * With `inf_split` (special inputs, and split3x3 split a layer) a NaN in `out`, or an infinity
+ * With `inf_split` (special inputs, and split3x3 split a layer or winograd took one: its
+ * transforms mix a tile's 36 inputs, so an infinity anywhere in the tile turns its other outputs
+ * into inf − inf) a NaN in `out`, or an infinity
  * against the reference's NaN or other infinity, is excused (counted in `excused`): split3x3 is
  * exact for finite values only, and ±1e30 inputs overflow to ±inf soon enough (1e30 · 1e30). An input +inf that reaches the 3×3 convolution
  * through one tap gives ±inf, but through the factors it gives Σ_r u_r·(v_r·inf), which is NaN as
@@ -1669,6 +1745,7 @@ static void count_rewrites(const Graph *g0, const Graph *g, int *rw) {
             rw[RW_FUSE_RES] += n->epi[k].residual >= 0;
         }
         rw[RW_INPLACE] += n->inplace;
+        rw[RW_WINOGRAD] += n->algo == CONV_ALGO_WINOGRAD43;
         rw[RW_CONCAT] += n->op == OP_CONCAT && n->concat_elim;
     }
     for (int i = 0; i < g->tensors.len; i++) rw[RW_CONCAT_IN] += ir_tensor(g, i)->alias >= 0;
@@ -1803,7 +1880,8 @@ static void check_graph(const Config *c, const char *text, size_t len, uint64_t 
             return;
         }
         PassOptions po = {.opt_level = cf->level, .list = cf->list[0] ? cf->list : NULL, .split_tol = 1e-6,
-                          .pass_limit = c->pass_limit, .verify = true, .ndisabled = c->ndisabled};
+                          .winograd_tol = PASS_WINOGRAD_TOL_DEFAULT, .pass_limit = c->pass_limit, .verify = true,
+                          .ndisabled = c->ndisabled};
         memcpy(po.disabled, c->disabled, sizeof po.disabled);
         if (!passes_validate(&po, &d) || !passes_run(g, &po, &d, stderr)) {
             char *s = diags_to_string(&d);
@@ -1825,7 +1903,7 @@ static void check_graph(const Config *c, const char *text, size_t len, uint64_t 
         if (c->fault == FAULT_SCALE && cfg_has_passes(cf)) inject_scale_fault(g, inputs);
         else if (c->fault && cfg_has_passes(cf)) inject_fault(g, c->fault);
         count_rewrites(g0, g, sh->rw[ci]);
-        bool inf_split = special != SP_NONE && sh->rw[ci][RW_SPLIT] > 0;
+        bool inf_split = special != SP_NONE && (sh->rw[ci][RW_SPLIT] > 0 || sh->rw[ci][RW_WINOGRAD] > 0);
         /* the tolerance: the larger of the two graphs' bounds (each bounds an implementation of its
            graph against the exact result; the reference's own error is far below its bound), with
            double sums for the interpreter after the passes */
@@ -2594,7 +2672,8 @@ int main(int argc, char **argv) {
     if (st) return st;
     /* names must be known; a list the pass manager refuses ("is not supported") is counted later */
     for (int i = -1; i < c.nlists; i++) {
-        PassOptions vo = {.list = i < 0 ? NULL : c.lists[i], .split_tol = 1e-6, .ndisabled = c.ndisabled};
+        PassOptions vo = {.list = i < 0 ? NULL : c.lists[i], .split_tol = 1e-6,
+                          .winograd_tol = PASS_WINOGRAD_TOL_DEFAULT, .ndisabled = c.ndisabled};
         memcpy(vo.disabled, c.disabled, sizeof vo.disabled);
         Diags vd;
         diags_init(&vd);
@@ -2728,7 +2807,7 @@ int main(int argc, char **argv) {
            ndiscard, elapsed);
     printf("inputs with special values:");
     for (int k = 1; k < NSPECIAL; k++) printf("%s %s %lld", k > 1 ? "," : "", special_names[k], nspecial[k]);
-    printf(" (of %d); NaN/inf elements excused after split3x3 on special inputs: %lld\nops covered (%lld lowered nodes):",
+    printf(" (of %d); NaN/inf elements excused after split3x3 or winograd on special inputs: %lld\nops covered (%lld lowered nodes):",
            ntested, excused, nodes);
     for (int k = 0; k < OP_COUNT; k++)
         if (opcount[k]) printf(" %s %lld", op_info((OpKind)k)->name, opcount[k]);

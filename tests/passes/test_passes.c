@@ -20,7 +20,8 @@ static void run_passes(Graph *g, const char *list, double tol, int64_t limit, ch
     size_t len;
     char *buf = NULL;
     FILE *f = open_memstream(&buf, &len);
-    PassOptions o = {.list = list, .split_tol = tol, .pass_limit = limit, .stats = true, .verify = true};
+    PassOptions o = {.list = list, .split_tol = tol, .winograd_tol = PASS_WINOGRAD_TOL_DEFAULT, .pass_limit = limit,
+                     .stats = true, .verify = true};
     cr_assert(passes_validate(&o, &d));
     bool ok = passes_run(g, &o, &d, f);
     diags_print(&d, f);

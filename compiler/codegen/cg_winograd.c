@@ -1,0 +1,451 @@
+/* cg_winograd.c — conv2d by Winograd F(4,3) for the nodes the winograd pass marked (3×3, stride 1,
+ * dilation 1, groups 1) on channels-innermost views: 4×4 output tiles from 6×6 input tiles,
+ * with the transforms of winograd.h.
+ *
+ * A work item is one block of nb output tiles (tiles numbered over images, tile rows and tile
+ * columns, so blocks are even across rows) and one block of K output-channel vectors; items run
+ * output-block-major (ob · nblk + blk), so consecutive items on a thread reuse one block's
+ * transformed weights from L2. Per item:
+ *   1. the input transform Bᵀ d B of each tile and input-channel vector into V[36][nb][C],
+ *      a stack buffer of the item (never a whole transformed tensor); interior tiles load
+ *      straight, border tiles replace reads outside the image by zeros (the padding);
+ *   2. per position p of the 36, per chunk of 64 input channels, per register tile of nt tiles ×
+ *      K vectors (as the direct conv's P pixels × K vectors: per input channel K weight vectors
+ *      and nt broadcasts for nt·K FMAs), the sum over the chunk, stored to or added to
+ *      M[36][nb][K·vw]: the chunk's weights stay in L1 across the register tiles;
+ *   3. per tile and vector, the output transform Aᵀ m A, then the bias and the node's epilogue
+ *      (fused activations, residual adds) and the store; output pixels past the image (partial
+ *      tiles at the right and bottom) are not stored, nor are the tiles a last block repeats.
+ * The input transform is redone per output block (about a tenth of a block's GEMM); items that
+ * computed all their blocks from one transform were slower inside ResNet-18, where all blocks'
+ * weights no longer stay in L2. Weights: U = G g Gᵀ per (o, c) in double (winograd.h), rounded
+ * once, packed [oc block][p][c][K·vw] (zero past O); the bias padded to O + vw. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cg_tile.h"
+#include "winograd.h"
+
+/* The item's buffers (transformed inputs V, GEMM results M) live on its thread's stack:
+ * BUF_BYTES when a register tile fits in it, else one register tile, at most BUF_MAX_BYTES (the
+ * tile narrowed to fit). 64 KiB and 1 MiB buffers measured the same on ResNet-18 and its layers
+ * (consecutive items, output-block-major, find a block's transformed weights in L2 either way);
+ * small frames leave the kernel usable on threads with small stacks, and the task function
+ * probes its stack (a stack too small faults at its guard page instead of running past it). */
+enum { BUF_BYTES = 64 * 1024, BUF_MAX_BYTES = 256 * 1024 };
+
+typedef struct Wino {
+    const Node *n;
+    ConvGeom g;
+    CgView in, out;
+    int64_t TH, TW, ntiles; /* tile rows and columns per image; tiles of all images */
+    int nt;                 /* tiles per register tile */
+    int64_t nb, nsub;       /* tiles per item: nsub register tiles of nt */
+    int64_t nblk;           /* tile blocks */
+    int K[2];               /* vectors per output block: [0] full blocks, [1] the tail (0: none) */
+    int64_t nfull, nob;     /* full output blocks, all of them */
+    int64_t last_lanes;     /* valid lanes of the tail block's last vector (1..vw) */
+    int64_t ncv, cpad;      /* input channel vectors; channels padded to them */
+    int64_t ublock;         /* floats of U per full block */
+    LLVMValueRef u, bias;
+    /* per work item, at run time */
+    LLVMValueRef in_base, out_base, V, M, t0;
+} Wino;
+
+/* A buffer of the task function, allocated once in its entry block (not per work item). */
+static LLVMValueRef entry_alloca(Cg *cg, int64_t floats, const char *name) {
+    LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(cg->fn);
+    LLVMBuilderRef b = LLVMCreateBuilderInContext(cg->ctx);
+    LLVMValueRef first = LLVMGetFirstInstruction(entry);
+    if (first) LLVMPositionBuilderBefore(b, first);
+    else LLVMPositionBuilderAtEnd(b, entry);
+    LLVMValueRef a = LLVMBuildAlloca(b, LLVMArrayType2(cg->t_f32, (uint64_t)floats), name);
+    LLVMSetAlignment(a, 64);
+    LLVMDisposeBuilder(b);
+    return a;
+}
+
+/* Loads and stores of the item's buffers: offsets are multiples of vw floats from 64 bytes. */
+static LLVMValueRef buf_load(Cg *cg, LLVMValueRef p) { return tile_wload(cg, p); }
+static void buf_store(Cg *cg, LLVMValueRef v, LLVMValueRef p) {
+    LLVMSetAlignment(LLVMBuildStore(cg->b, v, p), (unsigned)(cg->vw * 4 > 64 ? 64 : cg->vw * 4));
+}
+
+static LLVMValueRef vconst(Cg *cg, double c) { return cg_vf(cg, c); }
+static LLVMValueRef fadd(Cg *cg, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFAdd(cg->b, a, b, ""); }
+static LLVMValueRef fsub(Cg *cg, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFSub(cg->b, a, b, ""); }
+
+/* z = Bᵀ d, as wino_bt */
+static void emit_bt(Cg *cg, LLVMValueRef *d, LLVMValueRef *z) {
+    LLVMValueRef a = cg_fma(cg, vconst(cg, -4), d[2], d[4]), b = cg_fma(cg, vconst(cg, -4), d[1], d[3]);
+    LLVMValueRef c = fsub(cg, d[4], d[2]), e = LLVMBuildFMul(cg->b, fsub(cg, d[3], d[1]), vconst(cg, 2), "");
+    z[0] = cg_fma(cg, vconst(cg, 4), d[0], cg_fma(cg, vconst(cg, -5), d[2], d[4]));
+    z[1] = fadd(cg, a, b);
+    z[2] = fsub(cg, a, b);
+    z[3] = fadd(cg, c, e);
+    z[4] = fsub(cg, c, e);
+    z[5] = cg_fma(cg, vconst(cg, 4), d[1], cg_fma(cg, vconst(cg, -5), d[3], d[5]));
+}
+
+/* y = Aᵀ m, as wino_at */
+static void emit_at(Cg *cg, LLVMValueRef *m, LLVMValueRef *y) {
+    LLVMValueRef a = fadd(cg, m[1], m[2]), b = fsub(cg, m[1], m[2]);
+    LLVMValueRef c = fadd(cg, m[3], m[4]), d = fsub(cg, m[3], m[4]);
+    y[0] = fadd(cg, fadd(cg, m[0], a), c);
+    y[1] = cg_fma(cg, vconst(cg, 2), d, b);
+    y[2] = cg_fma(cg, vconst(cg, 4), c, a);
+    y[3] = cg_fma(cg, vconst(cg, 8), d, fadd(cg, b, m[5]));
+}
+
+/* ---- 1. the input transform ----------------------------------------------------------------- */
+
+/* One tile, one channel vector: x[r·6 + c] are the 6×6 input vectors; V[p][t][c0..] = Bᵀ x B. */
+static void transform_vec(Cg *cg, const Wino *w, LLVMValueRef *x, LLVMValueRef t, LLVMValueRef c0) {
+    LLVMValueRef z[36], col[6], out[6];
+    for (int j = 0; j < 6; j++) { /* down the columns */
+        for (int i = 0; i < 6; i++) col[i] = x[i * 6 + j];
+        emit_bt(cg, col, out);
+        for (int i = 0; i < 6; i++) z[i * 6 + j] = out[i];
+    }
+    LLVMValueRef vt = cg_gep(cg, w->V, cg_add(cg, cg_mulc(cg, t, w->cpad), c0));
+    for (int i = 0; i < 6; i++) { /* along the rows */
+        emit_bt(cg, &z[i * 6], out);
+        for (int j = 0; j < 6; j++) buf_store(cg, out[j], cg_gep(cg, vt, cg_i64(cg, (int64_t)(i * 6 + j) * w->nb * w->cpad)));
+    }
+}
+
+/* The channel loop of one tile: every full channel vector, then the masked last one. `ptr`
+ * gives the address of position (r, c) at channel 0, `ok` (NULL: all inside) whether it is
+ * inside the image (else the value is 0). */
+static void transform_tile(Cg *cg, const Wino *w, LLVMValueRef t, LLVMValueRef *ptr, LLVMValueRef *ok) {
+    int vw = cg->vw;
+    int64_t C = w->g.C, nfull = C / vw, rest = C - nfull * vw;
+    for (int part = 0; part < 2; part++) {
+        LLVMValueRef mask = NULL, c0 = NULL;
+        CgLoop l;
+        if (part == 0) {
+            if (!nfull) continue;
+            cg_loop_begin(cg, &l, cg_i64(cg, 0), cg_i64(cg, nfull), 1, "cv");
+            c0 = cg_mulc(cg, l.iv, vw);
+        } else {
+            if (!rest) continue;
+            mask = cg_mask(cg, rest);
+            c0 = cg_i64(cg, nfull * vw);
+        }
+        LLVMValueRef x[36];
+        for (int k = 0; k < 36; k++) {
+            LLVMValueRef p = cg_gep(cg, ptr[k], c0);
+            x[k] = mask ? cg_vload_masked(cg, p, mask) : cg_vload(cg, p);
+            if (ok) x[k] = LLVMBuildSelect(cg->b, ok[k], x[k], LLVMConstNull(cg->t_vf), "pad");
+        }
+        transform_vec(cg, w, x, t, c0);
+        if (part == 0) cg_loop_end(cg, &l);
+    }
+}
+
+/* Tile T's image, tile row and tile column. */
+static void tile_coords(Cg *cg, const Wino *w, LLVMValueRef T, LLVMValueRef *img, LLVMValueRef *ty, LLVMValueRef *tx) {
+    LLVMValueRef r = cg_remc(cg, T, w->TH * w->TW);
+    *img = cg_divc(cg, T, w->TH * w->TW);
+    *ty = cg_divc(cg, r, w->TW);
+    *tx = cg_remc(cg, r, w->TW);
+}
+
+static void input_transform(Cg *cg, Wino *w) {
+    const ConvGeom *g = &w->g;
+    const CgView *in = &w->in;
+    CgLoop lt;
+    cg_loop_begin(cg, &lt, cg_i64(cg, 0), cg_i64(cg, w->nb), 1, "itile");
+    /* a block past the last tile repeats it: finite values, never stored */
+    LLVMValueRef T = cg_min(cg, cg_add(cg, w->t0, lt.iv), cg_i64(cg, w->ntiles - 1));
+    LLVMValueRef img, ty, tx;
+    tile_coords(cg, w, T, &img, &ty, &tx);
+    LLVMValueRef iy0 = cg_addc(cg, cg_mulc(cg, ty, WINO_M), -g->ph), ix0 = cg_addc(cg, cg_mulc(cg, tx, WINO_M), -g->pw);
+    LLVMValueRef base = cg_gep(cg, w->in_base, cg_mulc(cg, img, in->stride[0]));
+    /* interior: rows iy0 .. iy0 + 5 and columns ix0 .. ix0 + 5 inside the image */
+    LLVMValueRef inside = LLVMBuildAnd(
+        cg->b,
+        LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, iy0, cg_i64(cg, 0), ""),
+                     LLVMBuildICmp(cg->b, LLVMIntSLE, iy0, cg_i64(cg, g->H - 6), ""), ""),
+        LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, ix0, cg_i64(cg, 0), ""),
+                     LLVMBuildICmp(cg->b, LLVMIntSLE, ix0, cg_i64(cg, g->W - 6), ""), ""),
+        "inside");
+    LLVMBasicBlockRef bb_in = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "interior");
+    LLVMBasicBlockRef bb_border = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "border");
+    LLVMBasicBlockRef bb_done = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "itile_done");
+    LLVMBuildCondBr(cg->b, inside, bb_in, bb_border);
+
+    LLVMValueRef ptr[36], ok[36];
+    LLVMPositionBuilderAtEnd(cg->b, bb_in);
+    LLVMValueRef tp = cg_gep(cg, base, cg_add(cg, cg_mulc(cg, iy0, in->stride[2]), cg_mulc(cg, ix0, in->stride[3])));
+    for (int r = 0; r < 6; r++)
+        for (int c = 0; c < 6; c++) ptr[r * 6 + c] = cg_gep(cg, tp, cg_i64(cg, r * in->stride[2] + c * in->stride[3]));
+    transform_tile(cg, w, lt.iv, ptr, NULL);
+    LLVMBuildBr(cg->b, bb_done);
+
+    /* border: a read outside the image loads from a clamped address inside it, and becomes 0 */
+    LLVMPositionBuilderAtEnd(cg->b, bb_border);
+    LLVMValueRef roff[6], rok[6], coff[6], cok[6];
+    for (int r = 0; r < 6; r++) {
+        LLVMValueRef iy = cg_addc(cg, iy0, r);
+        rok[r] = LLVMBuildICmp(cg->b, LLVMIntULT, iy, cg_i64(cg, g->H), "");
+        roff[r] = cg_mulc(cg, LLVMBuildSelect(cg->b, rok[r], iy, cg_i64(cg, 0), ""), in->stride[2]);
+        LLVMValueRef ix = cg_addc(cg, ix0, r);
+        cok[r] = LLVMBuildICmp(cg->b, LLVMIntULT, ix, cg_i64(cg, g->W), "");
+        coff[r] = cg_mulc(cg, LLVMBuildSelect(cg->b, cok[r], ix, cg_i64(cg, 0), ""), in->stride[3]);
+    }
+    for (int r = 0; r < 6; r++)
+        for (int c = 0; c < 6; c++) {
+            ptr[r * 6 + c] = cg_gep(cg, base, cg_add(cg, roff[r], coff[c]));
+            ok[r * 6 + c] = LLVMBuildAnd(cg->b, rok[r], cok[c], "");
+        }
+    transform_tile(cg, w, lt.iv, ptr, ok);
+    LLVMBuildBr(cg->b, bb_done);
+    LLVMPositionBuilderAtEnd(cg->b, bb_done);
+    cg_loop_end(cg, &lt);
+}
+
+/* ---- 2. the GEMM per position, 3. the output transform and the store ------------------------- */
+
+/* The bias, the node's epilogue and the store of output channels [oc, oc + vw) at one pixel. */
+static void store_pixel(Cg *cg, const Wino *w, LLVMValueRef v, LLVMValueRef bias, LLVMValueRef img, LLVMValueRef oc,
+                        LLVMValueRef oy, LLVMValueRef ox, LLVMValueRef mask) {
+    const CgView *o = &w->out;
+    if (bias) v = fadd(cg, v, bias);
+    LLVMValueRef idx[4] = {img, oc, oy, ox};
+    v = cg_epilogue(cg, w->n, v, idx, mask);
+    LLVMValueRef off = cg_add(cg, cg_add(cg, cg_mulc(cg, img, o->stride[0]), oc),
+                              cg_add(cg, cg_mulc(cg, oy, o->stride[2]), cg_mulc(cg, ox, o->stride[3])));
+    LLVMValueRef p = cg_gep(cg, w->out_base, off);
+    if (mask) cg_vstore_masked(cg, v, p, mask);
+    else cg_vstore(cg, v, p);
+}
+
+/* One register tile's sums over input channels [lo, hi) at one position: nt tiles (from vp in V,
+ * consecutive tiles cpad floats apart) × K vectors of weights (from up, kvw floats per channel),
+ * written to M at mp (the first chunk) or added to it: summing in chunks of WINO_CHUNK
+ * channels halves F(4,3)'s error at 256 channels and more (winograd.h). */
+static void gemm_chunk(Cg *cg, const Wino *w, int K, LLVMValueRef up, LLVMValueRef vp, LLVMValueRef mp, LLVMValueRef lo,
+                       LLVMValueRef hi, bool first) {
+    int vw = cg->vw, nt = w->nt, nacc = nt * K;
+    int64_t kvw = (int64_t)K * vw;
+    LLVMValueRef acc[TILE_MAX_VALS];
+    for (int i = 0; i < nacc; i++) acc[i] = cg_vf(cg, 0.0);
+    TileLoop lc;
+    tile_loop_begin(cg, &lc, lo, hi, 1, acc, nacc, "ic");
+    lc.rolled = true;
+    LLVMValueRef wv[4];
+    LLVMValueRef uc = cg_gep(cg, up, cg_mulc(cg, lc.iv, kvw));
+    for (int k = 0; k < K; k++) wv[k] = tile_wload(cg, cg_gep(cg, uc, cg_i64(cg, (int64_t)k * vw)));
+    for (int t = 0; t < nt; t++) {
+        LLVMValueRef x = LLVMBuildLoad2(cg->b, cg->t_f32, cg_gep(cg, vp, cg_addc(cg, lc.iv, t * w->cpad)), "v");
+        LLVMValueRef xs = cg_splat(cg, x);
+        for (int k = 0; k < K; k++) acc[t * K + k] = cg_fma(cg, xs, wv[k], acc[t * K + k]);
+    }
+    tile_loop_end(cg, &lc, acc);
+    for (int t = 0; t < nt; t++)
+        for (int k = 0; k < K; k++) {
+            LLVMValueRef p = cg_gep(cg, mp, cg_i64(cg, t * kvw + (int64_t)k * vw));
+            buf_store(cg, first ? acc[t * K + k] : fadd(cg, buf_load(cg, p), acc[t * K + k]), p);
+        }
+}
+
+/* Output block `ob` with K vectors (variant v: 0 full, 1 the tail). */
+static void out_block(Cg *cg, Wino *w, int v, LLVMValueRef ob) {
+    const ConvGeom *g = &w->g;
+    int vw = cg->vw, K = w->K[v], nt = w->nt;
+    int64_t nb = w->nb;
+    int64_t kvw = (int64_t)K * vw, C = g->C;
+    LLVMValueRef ublk = cg_gep(cg, w->u, v == 0 ? cg_mulc(cg, ob, w->ublock) : cg_i64(cg, w->nfull * w->ublock));
+    LLVMValueRef oc0 = cg_mulc(cg, ob, (int64_t)w->K[0] * vw);
+
+    /* per position, per chunk of input channels, every register tile of the block: the chunk's
+       weights (64 channels × K vectors, 16 KiB at K·vw = 64) stay in L1 across the tiles */
+    CgLoop lp;
+    cg_loop_begin(cg, &lp, cg_i64(cg, 0), cg_i64(cg, WINO_P), 1, "pos");
+    LLVMValueRef up = cg_gep(cg, ublk, cg_mulc(cg, lp.iv, C * kvw));
+    int64_t cb = C < WINO_CHUNK ? C : WINO_CHUNK, nq = ceil_div64(C, WINO_CHUNK);
+    for (int first = 1; first >= 0; first--) {
+        if (!first && nq == 1) break;
+        CgLoop lq, ls;
+        LLVMValueRef lo = cg_i64(cg, 0), hi = cg_i64(cg, cb);
+        if (!first) {
+            cg_loop_begin(cg, &lq, cg_i64(cg, 1), cg_i64(cg, nq), 1, "chunk");
+            lo = cg_mulc(cg, lq.iv, WINO_CHUNK);
+            hi = cg_min(cg, cg_addc(cg, lo, WINO_CHUNK), cg_i64(cg, C));
+        }
+        cg_loop_begin(cg, &ls, cg_i64(cg, 0), cg_i64(cg, w->nsub), 1, "sub");
+        LLVMValueRef pt = cg_add(cg, cg_mulc(cg, lp.iv, nb), cg_mulc(cg, ls.iv, nt)); /* p·nb + first tile */
+        gemm_chunk(cg, w, K, up, cg_gep(cg, w->V, cg_mulc(cg, pt, w->cpad)), cg_gep(cg, w->M, cg_mulc(cg, pt, kvw)), lo,
+                   hi, first);
+        cg_loop_end(cg, &ls);
+        if (!first) cg_loop_end(cg, &lq);
+    }
+    cg_loop_end(cg, &lp);
+
+    /* the output transform, tile by tile */
+    int64_t rem_h = g->OH - (w->TH - 1) * WINO_M, rem_w = g->OW - (w->TW - 1) * WINO_M; /* 1..4 */
+    CgLoop lt;
+    cg_loop_begin(cg, &lt, cg_i64(cg, 0), cg_i64(cg, nb), 1, "otile");
+    LLVMValueRef T = cg_add(cg, w->t0, lt.iv);
+    CgIf real;
+    bool partial_blk = w->ntiles % nb != 0;
+    if (partial_blk) cg_if_begin(cg, &real, LLVMBuildICmp(cg->b, LLVMIntSLT, T, cg_i64(cg, w->ntiles), ""), "tile");
+    LLVMValueRef img, ty, tx;
+    tile_coords(cg, w, T, &img, &ty, &tx);
+    LLVMValueRef oy0 = cg_mulc(cg, ty, WINO_M), ox0 = cg_mulc(cg, tx, WINO_M);
+    for (int k = 0; k < K; k++) {
+        LLVMValueRef m[36], y[16], z[24], col[6], out[4];
+        LLVMValueRef mt = cg_gep(cg, w->M, cg_add(cg, cg_mulc(cg, lt.iv, kvw), cg_i64(cg, (int64_t)k * vw)));
+        for (int p = 0; p < 36; p++) m[p] = buf_load(cg, cg_gep(cg, mt, cg_i64(cg, p * nb * kvw)));
+        for (int j = 0; j < 6; j++) { /* down the columns */
+            for (int i = 0; i < 6; i++) col[i] = m[i * 6 + j];
+            emit_at(cg, col, out);
+            for (int i = 0; i < 4; i++) z[i * 6 + j] = out[i];
+        }
+        for (int i = 0; i < 4; i++) emit_at(cg, &z[i * 6], &y[i * 4]); /* along the rows */
+        LLVMValueRef oc = cg_addc(cg, oc0, (int64_t)k * vw);
+        LLVMValueRef mask = v == 1 && k == K - 1 && w->last_lanes < vw ? cg_mask(cg, w->last_lanes) : NULL;
+        LLVMValueRef bias = NULL;
+        if (w->bias) bias = cg_vload(cg, cg_gep(cg, w->bias, oc));
+        for (int i = 0; i < 4; i++) {
+            LLVMValueRef oy = cg_addc(cg, oy0, i);
+            CgIf ri, ci;
+            bool gi = i >= rem_h; /* this row may fall past the image in the last tile row */
+            if (gi) cg_if_begin(cg, &ri, LLVMBuildICmp(cg->b, LLVMIntSLT, oy, cg_i64(cg, g->OH), ""), "orow");
+            for (int j = 0; j < 4; j++) {
+                LLVMValueRef ox = cg_addc(cg, ox0, j);
+                bool gj = j >= rem_w;
+                if (gj) cg_if_begin(cg, &ci, LLVMBuildICmp(cg->b, LLVMIntSLT, ox, cg_i64(cg, g->OW), ""), "ocol");
+                store_pixel(cg, w, y[i * 4 + j], bias, img, oc, oy, ox, mask);
+                if (gj) cg_if_end(cg, &ci);
+            }
+            if (gi) cg_if_end(cg, &ri);
+        }
+    }
+    if (partial_blk) cg_if_end(cg, &real);
+    cg_loop_end(cg, &lt);
+}
+
+/* One work item: (output block, tile block), output-block-major. */
+static void wino_body(Cg *cg, LLVMValueRef item, void *user) {
+    Wino *w = user;
+    LLVMValueRef blk = cg_remc(cg, item, w->nblk), ob = cg_divc(cg, item, w->nblk);
+    w->in_base = cg_view_ptr(cg, &w->in, cg_i64(cg, 0));
+    w->out_base = cg_view_ptr(cg, &w->out, cg_i64(cg, 0));
+    w->t0 = cg_mulc(cg, blk, w->nb);
+    if (!w->V) {
+        LLVMAddTargetDependentFunctionAttr(cg->fn, "probe-stack", "inline-asm");
+        w->V = entry_alloca(cg, WINO_P * w->nb * w->cpad, "wino_v");
+        w->M = entry_alloca(cg, WINO_P * w->nb * w->K[0] * cg->vw, "wino_m");
+    }
+    input_transform(cg, w);
+    bool tail = w->K[1] > 0;
+    if (w->nfull) {
+        CgIf c;
+        if (tail) cg_if_begin(cg, &c, LLVMBuildICmp(cg->b, LLVMIntSLT, ob, cg_i64(cg, w->nfull), ""), "full");
+        out_block(cg, w, 0, ob);
+        if (tail) cg_if_end(cg, &c);
+    }
+    if (tail) {
+        CgIf c;
+        if (w->nfull) cg_if_begin(cg, &c, LLVMBuildICmp(cg->b, LLVMIntEQ, ob, cg_i64(cg, w->nfull), ""), "tail");
+        out_block(cg, w, 1, ob);
+        if (w->nfull) cg_if_end(cg, &c);
+    }
+}
+
+/* ---- shapes and weights ---------------------------------------------------------------------- */
+
+/* The register tile: nt tiles × K vectors, within the accumulator budget of the direct conv's
+ * tiles (28 of 32 registers, 12 of 16), keeping K weight vectors and a broadcast live; the K
+ * with the most FMAs per load wins. */
+static void choose_tile(Cg *cg, int64_t ncvo, int *K, int *nt) {
+    int regs = cg->vregs, budget = regs == 32 ? 28 : 12;
+    double best = -1;
+    for (int k = 1; k <= 4 && k <= ncvo; k++) {
+        int p = budget / k, q = (regs - 1 - k) / k;
+        if (q < p) p = q;
+        if (p < 1) p = 1;
+        double score = (double)p * k / (p + k);
+        if (score > best) best = score, *K = k, *nt = p;
+    }
+}
+
+/* Half-cycles of one input-channel step of an nt × K tile: FMAs, or loads (nt broadcasts and K
+ * weight vectors), two of either per cycle, and at least 12 independent chains to cover the
+ * FMA latency. */
+static int64_t step_cost(int64_t nt, int64_t K) {
+    int64_t c = nt * K, l = nt + K;
+    if (c < 12) c = 12;
+    return c > l ? c : l;
+}
+
+/* The tile blocks: as many tiles per item as the item's buffers allow, evened out over the
+ * blocks, then the register tile width that wastes the least on a block (16 tiles: 4 × 4, not
+ * 6 + 6 + 6). */
+static void choose_blocks(Wino *w, int vw, int ntmax) {
+    int64_t per_tile = (int64_t)WINO_P * 4 * (w->cpad + (int64_t)w->K[0] * vw); /* V and M bytes */
+    int64_t nbmax = BUF_BYTES / per_tile, hard = BUF_MAX_BYTES / per_tile;
+    if (nbmax < ntmax) nbmax = hard < ntmax ? hard : ntmax;
+    if (nbmax < 1) nbmax = 1;
+    if (ntmax > nbmax) ntmax = (int)nbmax;
+    w->nblk = ceil_div64(w->ntiles, nbmax);
+    int64_t want = ceil_div64(w->ntiles, w->nblk), best = -1;
+    for (int nt = ntmax; nt >= 1; nt--) {
+        int64_t cost = ceil_div64(want, nt) * step_cost(nt, w->K[0]);
+        if (best < 0 || cost < best) best = cost, w->nt = nt;
+    }
+    w->nsub = ceil_div64(want, w->nt);
+    w->nb = w->nsub * w->nt;
+    w->nblk = ceil_div64(w->ntiles, w->nb);
+}
+
+bool cg_winograd_conv2d(Cg *cg, const Node *n) {
+    int vw = cg->vw;
+    Wino w = {.n = n, .g = conv_geom(cg->g, n), .in = cg->views[n->in[0]], .out = cg->views[n->out]};
+    const ConvGeom *g = &w.g;
+    NETC_ASSERT(ir_winograd_eligible(cg->g, n) && w.in.stride[1] == 1 && w.out.stride[1] == 1);
+    w.TH = ceil_div64(g->OH, WINO_M), w.TW = ceil_div64(g->OW, WINO_M);
+    w.ntiles = g->N * w.TH * w.TW;
+    w.ncv = ceil_div64(g->C, vw), w.cpad = w.ncv * vw;
+    int64_t ncvo = ceil_div64(g->O, vw);
+    int ntmax = 1;
+    choose_tile(cg, ncvo, &w.K[0], &ntmax);
+    choose_blocks(&w, vw, ntmax);
+    /* full blocks have every lane a channel; the rest, with its masked last vector, is the tail */
+    w.nfull = g->O / ((int64_t)w.K[0] * vw);
+    int64_t rem = g->O - w.nfull * w.K[0] * vw;
+    w.K[1] = (int)ceil_div64(rem, vw);
+    w.nob = w.nfull + (w.K[1] ? 1 : 0);
+    w.last_lanes = rem - (int64_t)(w.K[1] - 1) * vw;
+    w.ublock = WINO_P * g->C * w.K[0] * vw;
+
+    /* U[block][p][c][K·vw] */
+    int64_t count = w.nfull * w.ublock + WINO_P * g->C * w.K[1] * vw;
+    float *u = xcalloc((size_t)count, sizeof *u), t[WINO_P];
+    const float *wt = ir_weight(cg->g, n, "weight")->data;
+    for (int64_t o = 0; o < g->O; o++) {
+        int64_t b = o / ((int64_t)w.K[0] * vw), l = o - b * w.K[0] * vw;
+        int64_t kvw = (int64_t)(b < w.nfull ? w.K[0] : w.K[1]) * vw;
+        float *dst = u + b * w.ublock;
+        for (int64_t c = 0; c < g->C; c++) {
+            wino_kernel(wt + (o * g->C + c) * 9, t);
+            for (int p = 0; p < WINO_P; p++) dst[(p * g->C + c) * kvw + l] = t[p];
+        }
+    }
+    char name[300];
+    snprintf(name, sizeof name, "w.%s.weight.winograd", n->name);
+    w.u = cg_weights(cg, u, count, name);
+    free(u);
+    const Tensor *bt = ir_weight(cg->g, n, "bias");
+    if (bt) {
+        float *p = xcalloc((size_t)(g->O + vw), sizeof *p);
+        memcpy(p, bt->data, (size_t)g->O * sizeof *p);
+        snprintf(name, sizeof name, "w.%s.bias", n->name);
+        w.bias = cg_weights(cg, p, g->O + vw, name);
+        free(p);
+    }
+    cg_parallel(cg, "conv2d_winograd", w.nob * w.nblk, wino_body, &w);
+    return true;
+}

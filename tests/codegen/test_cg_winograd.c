@@ -1,0 +1,131 @@
+/* test_cg_winograd.c — the Winograd F(4,3) conv2d kernel against the reference interpreter at -O0
+ * and -O2, serial and on 2 threads: output sizes that are not multiples of 4 (partial tiles at the
+ * right and bottom), images smaller than a tile, batch 2, channel counts that are not multiples of
+ * the vector width (input and output tails), padding 0, 1, 2 and asymmetric, with and without
+ * bias, fused relu and residual adds in the store step, outputs written into a concat's slice, and
+ * layers whose tiles fill several register tiles and several output blocks. Every case checks the
+ * layer really ran as Winograd; the pass's own cost model and its declines are tested in
+ * tests/passes/test_winograd.c. Runs again per x86-64 level (tests/isa.sh). */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "passes/passes.h"
+#include "testutil.h"
+
+/* F(4,3) in float is a few 1e-6 off (max|Δ| / max|ref|), against ~1e-7 for direct convolution */
+#define WINO_TOL 3e-5
+
+static void run_list(Graph *g, const char *list) {
+    Diags d;
+    diags_init(&d);
+    PassOptions o = {.list = list, .split_tol = 1e-6, .winograd_tol = PASS_WINOGRAD_TOL_DEFAULT, .pass_limit = -1,
+                     .verify = true};
+    cr_assert(passes_validate(&o, &d) && passes_run(g, &o, &d, stderr), "--passes=%s failed", list);
+    diags_free(&d);
+}
+
+/* Mark every eligible conv (3×3, stride 1, dilation 1, ungrouped) Winograd, whatever the pass's
+ * cost model says: the kernel must be right on shapes the pass would decline too. */
+static int force_winograd(Graph *g) {
+    int k = 0;
+    for (int i = 0; i < g->nodes.len; i++) {
+        Node *n = ir_node(g, i);
+        if (!n->dead && ir_winograd_eligible(g, n)) n->algo = CONV_ALGO_WINOGRAD43, k++;
+    }
+    return k;
+}
+
+static int count_winograd(const Graph *g) {
+    int k = 0;
+    for (int i = 0; i < g->nodes.len; i++) k += !ir_node(g, i)->dead && ir_node(g, i)->algo == CONV_ALGO_WINOGRAD43;
+    return k;
+}
+
+/* Compile src after `list` (NULL: none) with the eligible convs forced to Winograd, at -O0 and
+ * -O2, with 0 and 2 threads, against the interpreter on the graph before any pass. `want`: the
+ * Winograd layers expected. */
+static void check_opts(const char *src, const char *list, int want, const char *what, bool fast) {
+    for (int opt = fast ? 2 : 0; opt <= 2; opt += 2)
+        for (int threads = 0; threads <= 2; threads += 2) {
+            Graph *ref = tu_load_text(src, 5), *g = tu_load_text(src, 5);
+            cr_assert(ref && g, "%s: does not load", what);
+            if (list) run_list(g, list);
+            force_winograd(g);
+            cr_assert_eq(count_winograd(g), want, "%s: %d Winograd layers, wanted %d", what, count_winograd(g), want);
+            double e = tu_compiled_vs_interp_ref(g, ref, opt, threads, 13);
+            cr_expect(e >= 0 && e <= WINO_TOL, "%s at -O%d, %d threads: rel.err %g", what, opt, threads, e);
+            ir_graph_free(ref);
+            ir_graph_free(g);
+        }
+}
+
+static void conv(const char *shape, const char *args) {
+    char src[512], what[256];
+    snprintf(src, sizeof src, "input x: %s\ny = conv2d(x, %s)\noutput y\n", shape, args);
+    snprintf(what, sizeof what, "winograd conv2d(%s) on %s", args, shape);
+    check_opts(src, NULL, 1, what, false);
+}
+
+Test(cg_winograd, partial_tiles_and_small_images) {
+    conv("[1, 16, 8, 8]", "16, kernel=3, pad=1");     /* 2×2 whole tiles */
+    conv("[1, 16, 9, 11]", "16, kernel=3, pad=1");    /* partial tiles right and bottom */
+    conv("[1, 16, 13, 6]", "24, kernel=3, pad=1");
+    conv("[1, 8, 1, 1]", "8, kernel=3, pad=1");       /* a 1×1 image: one tile, one output pixel */
+    conv("[1, 5, 2, 3]", "7, kernel=3, pad=1");
+    conv("[1, 6, 3, 3]", "9, kernel=3");              /* no padding: one output pixel */
+    conv("[1, 4, 5, 5]", "4, kernel=3, pad=2");       /* padding 2: 7×7 outputs */
+    conv("[1, 12, 10, 7]", "20, kernel=3, pad=[1, 2]");
+    conv("[1, 12, 10, 7]", "20, kernel=3, pad=[0, 1], bias=false");
+    conv("[2, 17, 9, 10]", "33, kernel=3, pad=1");    /* batch 2: blocks of tiles span images */
+    conv("[1, 16, 4, 30]", "16, kernel=3, pad=1");
+}
+
+Test(cg_winograd, channel_tails_and_blocks) {
+    conv("[1, 3, 12, 12]", "5, kernel=3, pad=1");     /* fewer channels than a vector */
+    conv("[1, 17, 12, 12]", "31, kernel=3, pad=1");   /* tails on both sides */
+    conv("[1, 40, 9, 9]", "40, kernel=3, pad=1");     /* a full output block and a tail block */
+    conv("[1, 33, 14, 14]", "72, kernel=3, pad=1, bias=false");
+    conv("[1, 130, 6, 6]", "20, kernel=3, pad=1");    /* input channels in several sum chunks */
+    conv("[1, 64, 20, 20]", "64, kernel=3, pad=1");   /* several register tiles and items */
+}
+
+Test(cg_winograd, resnet_sized_layers) {
+    check_opts("input x: [1, 64, 56, 56]\ny = conv2d(x, 64, kernel=3, pad=1, bias=false)\noutput y\n", NULL, 1,
+               "64->64 at 56", true);
+    check_opts("input x: [1, 128, 28, 28]\ny = conv2d(x, 128, kernel=3, pad=1)\noutput y\n", NULL, 1, "128->128 at 28",
+               true);
+    check_opts("input x: [1, 256, 14, 14]\ny = conv2d(x, 256, kernel=3, pad=1, bias=false)\noutput y\n", NULL, 1,
+               "256->256 at 14", true);
+}
+
+Test(cg_winograd, fused_epilogues) {
+    /* bias, folded batchnorm, relu, and a residual add of the block's input (ResNet's basic block) */
+    const char *block = "input x: [1, 24, 11, 13]\n"
+                        "a = conv2d(x, 24, kernel=3, pad=1, bias=false)\nab = batchnorm(a)\nar = relu(ab)\n"
+                        "b = conv2d(ar, 24, kernel=3, pad=1)\nbb = batchnorm(b)\ns = add(bb, x)\nr = relu(s)\n"
+                        "output r\n";
+    check_opts(block, "fold-bn,fuse-act", 2, "basic block, relu and residual fused", false);
+    /* activations with their own parameters, one per channel */
+    const char *acts = "input x: [2, 20, 9, 6]\n"
+                       "a = conv2d(x, 19, kernel=3, pad=1)\np = prelu(a, num_parameters=19)\nc = clamp(p, min=-0.5, max=0.7)\n"
+                       "output c\n";
+    check_opts(acts, "fuse-act", 1, "prelu and clamp fused", false);
+}
+
+Test(cg_winograd, writes_into_a_concat_slice) {
+    /* the Winograd outputs are slices at channel offsets 0, 20 and 36 of k: the output view's pixel
+       stride is k's 52 channels, and a tail vector must not spill into the next slice */
+    const char *src = "input x: [1, 16, 10, 9]\n"
+                      "a = conv2d(x, 20, kernel=3, pad=1)\nar = relu(a)\n"
+                      "b = conv2d(x, 16, kernel=3, pad=1)\n"
+                      "c = conv2d(x, 16, kernel=3, pad=1, bias=false)\n"
+                      "k = concat(ar, b, c)\nm = maxpool2d(k, kernel=2)\noutput m, k\n";
+    Graph *g = tu_load_text(src, 2);
+    run_list(g, "fuse-act,concat-elim");
+    int slices = 0;
+    for (int i = 0; i < g->tensors.len; i++) slices += ir_tensor(g, i)->alias >= 0;
+    cr_expect_eq(slices, 3, "concat-elim made %d slices", slices);
+    ir_graph_free(g);
+    check_opts(src, "fuse-act,concat-elim", 3, "Winograd convs writing concat slices", false);
+}
