@@ -1344,18 +1344,32 @@ static void bound_winograd(const Graph *g, const Node *n, const float *x, float 
     free(ua), free(da);
 }
 
+/* The attributes, shapes and weights a conv or transposed conv's bound reads. */
+typedef struct ConvTerms {
+    int64_t k[2], st[2], p[2], dl[2];
+    const float *w, *b;
+    int64_t N, C, H, W, O, OH, OW, cpg, opg;
+} ConvTerms;
+
+static ConvTerms conv_terms(const Graph *g, const Node *n) {
+    const Tensor *ti = ir_tensor(g, n->in[0]), *to = ir_tensor(g, n->out), *bt = ir_weight(g, n, "bias");
+    ConvTerms t = {.w = ir_weight(g, n, "weight")->data, .b = bt ? bt->data : NULL};
+    ir_attr_pair(n, "kernel", t.k);
+    ir_attr_pair(n, "stride", t.st);
+    ir_attr_pair(n, "pad", t.p);
+    ir_attr_pair(n, "dilation", t.dl);
+    t.N = ti->shape[0], t.C = ti->shape[1], t.H = ti->shape[2], t.W = ti->shape[3];
+    t.O = to->shape[1], t.OH = to->shape[2], t.OW = to->shape[3];
+    t.cpg = t.C / ir_attr_int(n, "groups"), t.opg = t.O / ir_attr_int(n, "groups");
+    return t;
+}
+
 /* interp_conv2d's loops over the same terms */
 static void bound_conv2d(const Graph *g, const Node *n, const float *x, const float *sx, float *s, bool dbl) {
-    const Tensor *ti = ir_tensor(g, n->in[0]), *to = ir_tensor(g, n->out), *bt = ir_weight(g, n, "bias");
-    int64_t k[2], st[2], p[2], dl[2];
-    ir_attr_pair(n, "kernel", k);
-    ir_attr_pair(n, "stride", st);
-    ir_attr_pair(n, "pad", p);
-    ir_attr_pair(n, "dilation", dl);
-    const float *w = ir_weight(g, n, "weight")->data, *b = bt ? bt->data : NULL;
-    int64_t N = ti->shape[0], C = ti->shape[1], H = ti->shape[2], W = ti->shape[3];
-    int64_t O = to->shape[1], OH = to->shape[2], OW = to->shape[3];
-    int64_t cpg = C / ir_attr_int(n, "groups"), opg = O / ir_attr_int(n, "groups");
+    ConvTerms t = conv_terms(g, n);
+    const int64_t *k = t.k, *st = t.st, *p = t.p, *dl = t.dl;
+    const float *w = t.w, *b = t.b;
+    int64_t N = t.N, C = t.C, H = t.H, W = t.W, O = t.O, OH = t.OH, OW = t.OW, cpg = t.cpg, opg = t.opg;
     for (int64_t nn = 0; nn < N; nn++)
         for (int64_t o = 0; o < O; o++)
             for (int64_t y = 0; y < OH; y++)
@@ -1381,16 +1395,10 @@ static void bound_conv2d(const Graph *g, const Node *n, const float *x, const fl
 
 /* interp_conv_transpose2d's gather; weight layout [C_in, O/groups, kh, kw] */
 static void bound_conv_transpose2d(const Graph *g, const Node *n, const float *x, const float *sx, float *s, bool dbl) {
-    const Tensor *ti = ir_tensor(g, n->in[0]), *to = ir_tensor(g, n->out), *bt = ir_weight(g, n, "bias");
-    int64_t k[2], st[2], p[2], dl[2];
-    ir_attr_pair(n, "kernel", k);
-    ir_attr_pair(n, "stride", st);
-    ir_attr_pair(n, "pad", p);
-    ir_attr_pair(n, "dilation", dl);
-    const float *w = ir_weight(g, n, "weight")->data, *b = bt ? bt->data : NULL;
-    int64_t N = ti->shape[0], C = ti->shape[1], H = ti->shape[2], W = ti->shape[3];
-    int64_t O = to->shape[1], OH = to->shape[2], OW = to->shape[3];
-    int64_t cpg = C / ir_attr_int(n, "groups"), opg = O / ir_attr_int(n, "groups");
+    ConvTerms t = conv_terms(g, n);
+    const int64_t *k = t.k, *st = t.st, *p = t.p, *dl = t.dl;
+    const float *w = t.w, *b = t.b;
+    int64_t N = t.N, C = t.C, H = t.H, W = t.W, O = t.O, OH = t.OH, OW = t.OW, cpg = t.cpg, opg = t.opg;
     for (int64_t nn = 0; nn < N; nn++)
         for (int64_t o = 0; o < O; o++)
             for (int64_t y = 0; y < OH; y++)

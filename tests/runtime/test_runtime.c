@@ -481,7 +481,7 @@ static void check_cover(netrt_pool *pool, int64_t n) {
     free(c.hits);
 }
 
-Test(pool, chunks_cover_each_iteration_once) {
+static void check_cover_sizes(void) {
     int sizes[] = {1, 2, 3, 7};
     int64_t ns[] = {0, 1, 2, 3, 6, 7, 8, 13, 100, 1001, 65537};
     for (int k = 0; k < 4; k++) {
@@ -491,15 +491,11 @@ Test(pool, chunks_cover_each_iteration_once) {
     }
 }
 
+Test(pool, chunks_cover_each_iteration_once) { check_cover_sizes(); }
+
 Test(pool, static_chunks_cover_each_iteration_once) {
     setenv("NETRT_SCHEDULE", "static", 1);
-    int sizes[] = {1, 2, 3, 7};
-    int64_t ns[] = {0, 1, 2, 3, 6, 7, 8, 13, 100, 1001, 65537};
-    for (int k = 0; k < 4; k++) {
-        netrt_pool *pool = netrt_pool_create(sizes[k]);
-        for (size_t j = 0; j < sizeof ns / sizeof *ns; j++) check_cover(pool, ns[j]);
-        netrt_pool_destroy(pool);
-    }
+    check_cover_sizes();
 }
 
 /* n <= 0 calls nothing; a 1-thread pool calls fn(ctx, 0, n) once, on the calling thread. */
