@@ -24,9 +24,12 @@ void tu_fill_random(float *x, size_t n, uint64_t seed);
 #endif
 
 /* Compile g (weights bound) to a shared object at opt_level, load it with the runtime, run it
- * on seeded random inputs with `threads` threads (0: NULL pool), run the reference interpreter
- * on the same inputs, and return the worst relative error over the outputs (max|d|/max|ref|).
- * Returns -1 (after logging the diagnostics) when compilation or loading fails. */
+ * on seeded random inputs with `threads` threads (0: NULL pool; TU_SERIAL_AND_POOL: once without
+ * a pool and once with a 2-thread pool, the one compilation run twice), run the reference
+ * interpreter on the same inputs, and return the worst relative error over the outputs and runs
+ * (max|d|/max|ref|). Returns -1 (after logging the diagnostics) when compilation, loading or a
+ * run fails. */
+#define TU_SERIAL_AND_POOL (-1)
 double tu_compiled_vs_interp(const Graph *g, int opt_level, int threads, uint64_t seed);
 
 /* The same, but the reference values come from the interpreter on `ref` (e.g. the graph before
@@ -49,6 +52,10 @@ Graph *tu_load_file(const char *rel, uint64_t seed);
 /* The --cpu the codegen tests compile for: NETC_TEST_CPU (ctest runs the codegen suites again at
  * x86-64-v2, -v3 and -v4 through it), or NULL for the host. */
 const char *tu_cpu(void);
+/* The lowest -O level a codegen suite compiles at: `lo`, except in the copies at other x86-64
+ * levels (NETC_TEST_CPU set), which compile at -O2 only. Our kernel generators emit the same IR
+ * at every level; the native run covers -O0's instruction selection, the copies the ISA. */
+int tu_min_opt(int lo);
 bool tu_run_compiled(const Graph *g, int opt_level, const char *cpu, int threads, const float *const *in,
                      float *const *out);
 /* The reference interpreter on g; false (after logging the diagnostics) on failure. */

@@ -15,17 +15,17 @@
 #include "passes/passes.h"
 #include "testutil.h"
 
-/* Compile `src` at -O0 and -O2, run with 0 and 2 threads, and require the interpreter's result
- * within 1e-5 relative error. `fast` skips -O0 (for layers whose -O0 run would be slow). */
+/* Compile `src` at -O0 and -O2, run each without a pool and with 2 threads, and require the
+ * interpreter's result within 1e-5 relative error. `fast` skips -O0 (for layers whose -O0 run
+ * would be slow). */
 static void check_opts(const char *src, const char *what, bool fast) {
-    for (int opt = fast ? 2 : 0; opt <= 2; opt += 2)
-        for (int threads = 0; threads <= 2; threads += 2) {
-            Graph *g = tu_load_text(src, 5);
-            cr_assert_not_null(g, "%s: does not load", what);
-            double e = tu_compiled_vs_interp(g, opt, threads, 13);
-            cr_expect(e >= 0 && e <= 1e-5, "%s at -O%d, %d threads: rel.err %g", what, opt, threads, e);
-            ir_graph_free(g);
-        }
+    for (int opt = tu_min_opt(fast ? 2 : 0); opt <= 2; opt += 2) {
+        Graph *g = tu_load_text(src, 5);
+        cr_assert_not_null(g, "%s: does not load", what);
+        double e = tu_compiled_vs_interp(g, opt, TU_SERIAL_AND_POOL, 13);
+        cr_expect(e >= 0 && e <= 1e-5, "%s at -O%d, serial and 2 threads: rel.err %g", what, opt, e);
+        ir_graph_free(g);
+    }
 }
 
 static void check(const char *src, const char *what) { check_opts(src, what, false); }
@@ -189,24 +189,23 @@ Test(cg_conv, linear) {
 /* Run fold-bn, fuse-act and concat-elim on the graph, check that `min_epi` steps were fused, and
  * compare the compiled result with the interpreter on the graph before the passes. */
 static void check_fused(const char *src, const char *what, int min_epi) {
-    for (int opt = 0; opt <= 2; opt += 2)
-        for (int threads = 0; threads <= 2; threads += 2) {
-            Graph *ref = tu_load_text(src, 9), *g = tu_load_text(src, 9);
-            cr_assert(ref && g, "%s: does not load", what);
-            Diags d;
-            diags_init(&d);
-            PassOptions o = {.list = "fold-bn,fuse-act,concat-elim", .pass_limit = -1, .verify = true};
-            cr_assert(passes_run(g, &o, &d, stderr), "%s: passes failed", what);
-            diags_free(&d);
-            int epi = 0;
-            for (int i = 0; i < g->nodes.len; i++)
-                if (!ir_node(g, i)->dead) epi += ir_node(g, i)->nepi;
-            cr_expect(epi >= min_epi, "%s: %d epilogue steps fused, expected %d", what, epi, min_epi);
-            double e = tu_compiled_vs_interp_ref(g, ref, opt, threads, 21);
-            cr_expect(e >= 0 && e <= 1e-5, "%s at -O%d, %d threads: rel.err %g", what, opt, threads, e);
-            ir_graph_free(g);
-            ir_graph_free(ref);
-        }
+    for (int opt = tu_min_opt(0); opt <= 2; opt += 2) {
+        Graph *ref = tu_load_text(src, 9), *g = tu_load_text(src, 9);
+        cr_assert(ref && g, "%s: does not load", what);
+        Diags d;
+        diags_init(&d);
+        PassOptions o = {.list = "fold-bn,fuse-act,concat-elim", .pass_limit = -1, .verify = true};
+        cr_assert(passes_run(g, &o, &d, stderr), "%s: passes failed", what);
+        diags_free(&d);
+        int epi = 0;
+        for (int i = 0; i < g->nodes.len; i++)
+            if (!ir_node(g, i)->dead) epi += ir_node(g, i)->nepi;
+        cr_expect(epi >= min_epi, "%s: %d epilogue steps fused, expected %d", what, epi, min_epi);
+        double e = tu_compiled_vs_interp_ref(g, ref, opt, TU_SERIAL_AND_POOL, 21);
+        cr_expect(e >= 0 && e <= 1e-5, "%s at -O%d, serial and 2 threads: rel.err %g", what, opt, e);
+        ir_graph_free(g);
+        ir_graph_free(ref);
+    }
 }
 
 Test(cg_conv, fused_epilogues) {

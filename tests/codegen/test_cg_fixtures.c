@@ -89,7 +89,7 @@ static void run_all(bool after_passes) {
         static const int configs[2][2] = {{0, 0}, {2, 2}}; /* {opt level, threads} */
         bool ok = true;
         for (int c = 0; c < 2 && ok; c++) {
-            if (after_passes && c == 0) continue;
+            if ((after_passes || tu_min_opt(0) > 0) && c == 0) continue;
             Graph *g = load_case(dir, names[i]);
             Graph *ref = after_passes ? load_case(dir, names[i]) : NULL;
             double e = -1;

@@ -39,7 +39,7 @@ static bool run_level_passes(Graph *g, int opt, const char *name) {
 static void check_example(const char *name, int threads) {
     Graph *ref = load_example(name);
     cr_assert_not_null(ref, "%s does not load", name);
-    for (int opt = 0; opt <= 2; opt += 2) {
+    for (int opt = tu_min_opt(0); opt <= 2; opt += 2) {
         Graph *g = opt ? load_example(name) : ref;
         cr_assert_not_null(g, "%s does not load", name);
         double e = -1;

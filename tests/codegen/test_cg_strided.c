@@ -199,7 +199,7 @@ static void check(const char *src, const Layout *const *lay, const char *what) {
     diags_init(&d);
     cr_assert(interp_run(g, (const float *const *)logical, &ref, &d), "%s: interpreter failed", what);
     diags_free(&d);
-    for (int opt = 0; opt <= 2; opt += 2) {
+    for (int opt = tu_min_opt(0); opt <= 2; opt += 2) {
         Buf out = make_buf(to, lay[g->ninputs], CG_BUF_OUT, 0);
         views[to->id] = out.v;
         EntryFn entry;

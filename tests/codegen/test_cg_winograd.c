@@ -43,21 +43,20 @@ static int count_winograd(const Graph *g) {
 }
 
 /* Compile src after `list` (NULL: none) with the eligible convs forced to Winograd, at -O0 and
- * -O2, with 0 and 2 threads, against the interpreter on the graph before any pass. `want`: the
- * Winograd layers expected. */
+ * -O2, each run without a pool and with 2 threads, against the interpreter on the graph before
+ * any pass. `want`: the Winograd layers expected. */
 static void check_opts(const char *src, const char *list, int want, const char *what, bool fast) {
-    for (int opt = fast ? 2 : 0; opt <= 2; opt += 2)
-        for (int threads = 0; threads <= 2; threads += 2) {
-            Graph *ref = tu_load_text(src, 5), *g = tu_load_text(src, 5);
-            cr_assert(ref && g, "%s: does not load", what);
-            if (list) run_list(g, list);
-            force_winograd(g);
-            cr_assert_eq(count_winograd(g), want, "%s: %d Winograd layers, wanted %d", what, count_winograd(g), want);
-            double e = tu_compiled_vs_interp_ref(g, ref, opt, threads, 13);
-            cr_expect(e >= 0 && e <= WINO_TOL, "%s at -O%d, %d threads: rel.err %g", what, opt, threads, e);
-            ir_graph_free(ref);
-            ir_graph_free(g);
-        }
+    for (int opt = tu_min_opt(fast ? 2 : 0); opt <= 2; opt += 2) {
+        Graph *ref = tu_load_text(src, 5), *g = tu_load_text(src, 5);
+        cr_assert(ref && g, "%s: does not load", what);
+        if (list) run_list(g, list);
+        force_winograd(g);
+        cr_assert_eq(count_winograd(g), want, "%s: %d Winograd layers, wanted %d", what, count_winograd(g), want);
+        double e = tu_compiled_vs_interp_ref(g, ref, opt, TU_SERIAL_AND_POOL, 13);
+        cr_expect(e >= 0 && e <= WINO_TOL, "%s at -O%d, serial and 2 threads: rel.err %g", what, opt, e);
+        ir_graph_free(ref);
+        ir_graph_free(g);
+    }
 }
 
 static void conv(const char *shape, const char *args) {
