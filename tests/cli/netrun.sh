@@ -149,7 +149,7 @@ expect 1 "$NETRUN" "$FAKE" --input "$T/nonexistent.npy" && err_has "nonexistent.
 expect 1 "$NETRUN" "$FAKE" --output "$T/no/such/dir/y.npy" && err_has "$T/no/such/dir/y.npy"
 expect 1 "$NETRUN" "$T/x.npy" && err_has "netrun: error: "
 expect 1 "$NETRUN" "$T/none.so" && err_has "No such file"
-expect 1 "$NETRUN" "$BIN/fake_model_badabi.so" && err_has "was built for netrt ABI version 99, this runtime has version 2"
+expect 1 "$NETRUN" "$BIN/fake_model_badabi.so" && err_has "was built for netrt ABI version 99, this runtime has version 3"
 for libc in /lib/x86_64-linux-gnu/libc.so.6 /lib/aarch64-linux-gnu/libc.so.6; do
     [ -e "$libc" ] || continue
     expect 1 "$NETRUN" "$libc" && err_has "'$libc' is not a netc model (no netrt_model_descriptor symbol)"

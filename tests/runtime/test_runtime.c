@@ -278,7 +278,7 @@ Test(desc, refusals) {
     netrt_model_desc d;
     expect_refused(NULL, "no model descriptor given");
     d = good_desc(), d.abi_version = 1;
-    expect_refused(&d, "the model descriptor was built for netrt ABI version 1, this runtime has version 2 "
+    expect_refused(&d, "the model descriptor was built for netrt ABI version 1, this runtime has version 3 "
                        "(recompile the model with a matching netc)");
     d = good_desc(), d.desc_size = 16;
     char want[200];
