@@ -220,6 +220,13 @@ double netrt_profile_median_ms(const netrt_profile *p, int id);
  * concat, or it never ran). */
 int64_t netrt_profile_calls(const netrt_profile *p, int id);
 
+/* The FP32 peak of this CPU in GFLOP/s on `threads` threads: independent FMA chains on the
+ * widest vectors netrt_cpu_features() has (AVX-512F, AVX2 with FMA, else SSE2 multiply and
+ * add), the best of four rounds after a warm-up, in about `seconds` of wall time (<= 0: 0.25).
+ * *isa (if not NULL) names what it measured ("avx512f", "avx2+fma", "sse2"). 0, *isa NULL, on
+ * other architectures: not measured. tools/peak.c measures the same with the same code. */
+double netrt_peak_gflops(int threads, double seconds, const char **isa);
+
 /* The seeded random values netrun and `netc run` give input number `index` when no --input is
  * given: uniform in [-1, 1), identical in both tools for the same seed. */
 void netrt_random_input(float *x, size_t n, uint64_t seed, int index);
