@@ -87,7 +87,8 @@ static double outside(const netrt_profile *p, int run) {
     const double *row = p->ms + (size_t)run * (size_t)(p->n + 1);
     double inside = 0;
     for (int i = 0; i < p->n; i++) inside += row[i];
-    return row[p->n] - inside;
+    /* entries never overlap and lie inside the run: only rounding could make this negative */
+    return row[p->n] > inside ? row[p->n] - inside : 0;
 }
 
 double netrt_profile_ms(const netrt_profile *p, int run, int id) {
