@@ -56,8 +56,9 @@ struct netrt_pool {
     void (*parallel_for)(netrt_pool *pool, int64_t n, netrt_task_fn fn, void *ctx);
     /* When not NULL, a model's run calls profile(pool, id, 0) on the calling thread before the
      * kernel(s) of profile entry `id` (netrt_profile_nodes) and profile(pool, id, 1) after them,
-     * once each per run, entries in schedule order; when NULL the cost is a load and a branch
-     * per node. netrt_pool_create leaves it NULL; netrt_profile_create sets its own. */
+     * once each per run, entries in schedule order; when NULL the cost is a test and a branch
+     * per node. It is read at the start of a run (and at a few points in it): change it only
+     * between runs. netrt_pool_create leaves it NULL; netrt_profile_create sets its own. */
     void (*profile)(netrt_pool *pool, int32_t id, int32_t phase);
 };
 

@@ -540,7 +540,7 @@ int main(int argc, char **argv) {
     int threads = netrt_pool_threads(pool);
     if (o.profile && !(prof = netrt_profile_create(pool, m, (int)(o.bench < INT_MAX ? o.bench : INT_MAX)))) {
         if (netrt_profile_nodes(m, NULL) == 0)
-            error("%s has no profile table (compiled before netrt ABI 3, or by something else than netc): "
+            error("%s has no profile table (compiled before netrt ABI 3, or not by netc): "
                   "recompile it to profile it", o.model);
         else
             error("out of memory");

@@ -149,26 +149,41 @@ static int output_copy_id(const Cg *cg, int i) {
     return id;
 }
 
-/* if (pool && pool->profile) pool->profile(pool, id, phase), at the builder in the entry
- * function; the builder ends after it. */
-static void profile_hook(Cg *cg, int id, int phase) {
+/* At the segment function's entry: pool ? pool->profile : NULL, loaded once (the hook is set
+ * before a run, never during one), so a hook that is off costs a test and a branch. */
+static LLVMValueRef load_profile_hook(Cg *cg) {
     LLVMBuilderRef b = cg->b;
     LLVMValueRef pool = cg->entry_pool;
-    LLVMBasicBlockRef chk = LLVMAppendBasicBlockInContext(cg->ctx, cg->entry_fn, "prof_chk");
-    LLVMBasicBlockRef call = LLVMAppendBasicBlockInContext(cg->ctx, cg->entry_fn, "prof_call");
-    LLVMBasicBlockRef cont = LLVMAppendBasicBlockInContext(cg->ctx, cg->entry_fn, "prof_cont");
-    LLVMBuildCondBr(b, LLVMBuildIsNotNull(b, pool, ""), chk, cont);
-    LLVMPositionBuilderAtEnd(b, chk);
+    LLVMBasicBlockRef from = LLVMGetInsertBlock(b);
+    LLVMBasicBlockRef load = LLVMAppendBasicBlockInContext(cg->ctx, cg->entry_fn, "prof_load");
+    LLVMBasicBlockRef cont = LLVMAppendBasicBlockInContext(cg->ctx, cg->entry_fn, "prof_loaded");
+    LLVMBuildCondBr(b, LLVMBuildIsNotNull(b, pool, ""), load, cont);
+    LLVMPositionBuilderAtEnd(b, load);
     LLVMTypeRef fields[2] = {cg->t_ptr, cg->t_ptr}; /* struct netrt_pool */
     LLVMTypeRef pool_t = LLVMStructTypeInContext(cg->ctx, fields, 2, 0);
     LLVMValueRef f = LLVMBuildLoad2(b, cg->t_ptr, LLVMBuildStructGEP2(b, pool_t, pool, 1, ""), "profile");
-    LLVMBuildCondBr(b, LLVMBuildIsNotNull(b, f, ""), call, cont);
+    LLVMBuildBr(b, cont);
+    LLVMPositionBuilderAtEnd(b, cont);
+    LLVMValueRef phi = LLVMBuildPhi(b, cg->t_ptr, "profile");
+    LLVMValueRef vals[2] = {f, LLVMConstNull(cg->t_ptr)};
+    LLVMBasicBlockRef bbs[2] = {load, from};
+    LLVMAddIncoming(phi, vals, bbs, 2);
+    return phi;
+}
+
+/* if (profile) profile(pool, id, phase), at the builder in the segment function; the builder
+ * ends after it. */
+static void profile_hook(Cg *cg, LLVMValueRef profile, int id, int phase) {
+    LLVMBuilderRef b = cg->b;
+    LLVMBasicBlockRef call = LLVMAppendBasicBlockInContext(cg->ctx, cg->entry_fn, "prof_call");
+    LLVMBasicBlockRef cont = LLVMAppendBasicBlockInContext(cg->ctx, cg->entry_fn, "prof_cont");
+    LLVMBuildCondBr(b, LLVMBuildIsNotNull(b, profile, ""), call, cont);
     LLVMPositionBuilderAtEnd(b, call);
     LLVMTypeRef args[3] = {cg->t_ptr, cg->t_i32, cg->t_i32};
     LLVMTypeRef ft = LLVMFunctionType(cg->t_void, args, 3, 0);
-    LLVMValueRef av[3] = {pool, LLVMConstInt(cg->t_i32, (unsigned long long)id, 0),
+    LLVMValueRef av[3] = {cg->entry_pool, LLVMConstInt(cg->t_i32, (unsigned long long)id, 0),
                           LLVMConstInt(cg->t_i32, (unsigned long long)phase, 0)};
-    LLVMBuildCall2(b, ft, f, av, 3, "");
+    LLVMBuildCall2(b, ft, profile, av, 3, "");
     LLVMBuildBr(b, cont);
     LLVMPositionBuilderAtEnd(b, cont);
 }
@@ -177,6 +192,7 @@ static void profile_hook(Cg *cg, int id, int phase) {
  * kernel (an eliminated concat, say, emits none and gets none): emitted into a block of its
  * own, then the begin hook is placed in front of it. */
 typedef struct HookSpan {
+    LLVMValueRef profile; /* load_profile_hook's */
     LLVMBasicBlockRef pre, body;
     int kernels;
 } HookSpan;
@@ -192,10 +208,10 @@ static void span_end(Cg *cg, const HookSpan *s, int id) {
     LLVMBasicBlockRef last = LLVMGetInsertBlock(cg->b);
     bool any = cg->kernel_count != s->kernels;
     LLVMPositionBuilderAtEnd(cg->b, s->pre);
-    if (any) profile_hook(cg, id, 0);
+    if (any) profile_hook(cg, s->profile, id, 0);
     LLVMBuildBr(cg->b, s->body);
     LLVMPositionBuilderAtEnd(cg->b, last);
-    if (any) profile_hook(cg, id, 1);
+    if (any) profile_hook(cg, s->profile, id, 1);
 }
 
 /* ---- the module ----------------------------------------------------------------------------- */
@@ -325,7 +341,7 @@ bool cg_build_segment(Cg *cg, const Segment *s) {
     cg->entry_pool = LLVMGetParam(run, 3);
 
     /* rank-4 inputs: NCHW caller buffer -> NHWC copy in the workspace */
-    HookSpan span;
+    HookSpan span = {.profile = load_profile_hook(cg)};
     for (int i = 0; s->with_inputs && i < g->ninputs; i++) {
         if (!input_copied(cg, i)) continue;
         const Tensor *t = ir_tensor(g, g->inputs[i]);
