@@ -118,6 +118,26 @@ if "$NETC" "$SRC/examples/lenet.net" --seed 1 -O2 -o "$T/lenet2.so" 2>/dev/null 
     "$PY" "$T/check.py" json "$T/out" 10 1 - 50 || fail "lenet -O2 --peak=50: $(head -c 600 "$T/out")"
     "$PY" "$T/check.py" fused "$T/out" || fail "lenet -O2: kinds and epilogues"
 fi
+# a fat model: every variant reports the same table, each entry once per run
+if [ "$(uname -m)" = x86_64 ] && "$NETC" "$SRC/examples/lenet.net" --seed 1 --cpu=fat -o "$T/fat.so" 2>/dev/null; then
+    for lvl in x86-64-v2 x86-64-v3 x86-64-v4; do
+        [ $lvl = x86-64-v4 ] && ! grep -q avx512f /proc/cpuinfo && continue
+        NETRT_CPU_FEATURES=$lvl expect 0 "$NETRUN" "$T/fat.so" --profile --json --bench 3 --peak=10 &&
+            "$PY" - "$T/out" "$T/fat_$lvl.txt" "$lvl" <<'PY' || fail "fat lenet under $lvl: $(head -c 400 "$T/out")"
+import json, sys
+o = json.load(open(sys.argv[1]))
+assert o["variant"]["cpu"] == sys.argv[3], o["variant"]
+p = o["profile"]
+assert all(n["calls"] == 3 for n in p["nodes"]), p["nodes"]
+rows = sorted((n["id"], n["name"], n["op"], n["kind"], n["fused"], n["flops"], tuple(n["shape"])) for n in p["nodes"])
+open(sys.argv[2], "w").write(repr((rows, p["no_kernel"])))
+PY
+    done
+    cmp -s "$T/fat_x86-64-v2.txt" "$T/fat_x86-64-v3.txt" || fail "fat lenet: v2 and v3 report different tables"
+    [ -e "$T/fat_x86-64-v4.txt" ] && { cmp -s "$T/fat_x86-64-v3.txt" "$T/fat_x86-64-v4.txt" || fail "fat lenet: v3 and v4 differ"; }
+elif [ "$(uname -m)" = x86_64 ]; then
+    fail "cannot compile lenet --cpu=fat"
+fi
 # the default run count, and the hand-written model's table
 expect 0 "$NETRUN" "$BIN/fake_model.so" --profile --json && { "$PY" "$T/check.py" fake "$T/out" || fail "fake_model --profile"; }
 
