@@ -19,23 +19,7 @@ for f in "$NETRUN" "$FAKE" "$BIN/fake_model_badabi.so"; do
 done
 "$PY" -c 'import numpy' 2>/dev/null || { echo "netrun.sh: $PY has no numpy" >&2; exit 1; }
 
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-
-# expect STATUS CMD...: run, keep stdout/stderr in $T/out, $T/err, check the exit status
-expect() {
-    local want=$1; shift
-    "$@" >"$T/out" 2>"$T/err"
-    local got=$?
-    if [ "$got" != "$want" ]; then
-        fail "exit $got (want $want): $*"
-        sed 's/^/    /' "$T/err" >&2
-        return 1
-    fi
-    return 0
-}
-
-# err_has TEXT: the last command's stderr contains TEXT (fixed string)
-err_has() { grep -qF -- "$1" "$T/err" || { fail "stderr lacks '$1':"; sed 's/^/    /' "$T/err" >&2; }; }
+. "$SRC/tests/cli/expect.bash"
 
 # check.py: numpy checks; one mode per call
 cat >"$T/check.py" <<'EOF'

@@ -13,20 +13,7 @@ PY=/usr/bin/python3
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-
-expect() {
-    local want=$1; shift
-    "$@" >"$T/out" 2>"$T/err"
-    local got=$?
-    if [ "$got" != "$want" ]; then
-        fail "exit $got (want $want): $*"
-        sed 's/^/    /' "$T/err" >&2
-        return 1
-    fi
-    return 0
-}
-err_has() { grep -qF -- "$1" "$T/err" || { fail "stderr lacks '$1':"; sed 's/^/    /' "$T/err" >&2; }; }
+. "$SRC/tests/cli/expect.bash"
 
 cat >"$T/check.py" <<'EOF'
 import json, re, sys
