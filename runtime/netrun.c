@@ -621,17 +621,19 @@ int main(int argc, char **argv) {
             printf("profile: %s, %ld runs after %ld warm-up, %d thread%s, --cpu=%s\n", d->name, o.bench, warmup, threads,
                    threads == 1 ? "" : "s", v->cpu);
             print_profile(m, prof, &peak, threads, false);
-            /* per-node medians pick each node's quiet runs; a busy machine makes whole runs slower */
-            double sum = 0;
-            for (int i = -2; i < netrt_profile_nodes(m, NULL); i++)
-                if (i != -1) sum += netrt_profile_median_ms(prof, i);
-            if (fabs(sum - med) > 0.1 * med)
-                fprintf(stderr,
-                        "netrun: note: the median run took %.4g ms, the sum of the per-node medians is %.4g ms: the "
-                        "runs vary (is the machine busy?); more --bench runs steady both\n",
-                        med, sum);
         }
         printf("latency_ms median=%.4g p10=%.4g p90=%.4g min=%.4g threads=%d\n", med, p10, p90, mn, threads);
+        /* per-node medians pick each node's quiet runs; a busy machine makes whole runs slower */
+        double sum = 0;
+        for (int i = -2; prof && i < netrt_profile_nodes(m, NULL); i++)
+            if (i != -1) sum += netrt_profile_median_ms(prof, i);
+        if (prof && fabs(sum - med) > 0.1 * med) {
+            fflush(stdout);
+            fprintf(stderr,
+                    "netrun: note: the median run took %.4g ms, the sum of the per-node medians is %.4g ms: the runs "
+                    "vary (is the machine busy?); more --bench runs steady both\n",
+                    med, sum);
+        }
     } else {
         for (int i = 0; i < nout; i++) {
             const netrt_tensor_info *t = netrt_output(m, i);
