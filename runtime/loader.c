@@ -25,8 +25,16 @@ struct netrt_model {
 _Static_assert(offsetof(netrt_model_desc, name) == 8 && offsetof(netrt_model_desc, ninputs) == 16 &&
                    offsetof(netrt_model_desc, inputs) == 24 && offsetof(netrt_model_desc, workspace_size) == 40 &&
                    offsetof(netrt_model_desc, arch) == 56 && offsetof(netrt_model_desc, nvariants) == 64 &&
-                   offsetof(netrt_model_desc, variants) == 72 && sizeof(netrt_model_desc) == 80,
+                   offsetof(netrt_model_desc, variants) == 72 && offsetof(netrt_model_desc, nprofile) == 80 &&
+                   offsetof(netrt_model_desc, profile) == 88 && sizeof(netrt_model_desc) == 96,
                "netrt_model_desc layout");
+/* An ABI 2 descriptor ends before the profile table. */
+#define DESC_SIZE_V2 offsetof(netrt_model_desc, nprofile)
+_Static_assert(offsetof(netrt_node_info, op) == 8 && offsetof(netrt_node_info, kind) == 16 &&
+                   offsetof(netrt_node_info, fused) == 24 && offsetof(netrt_node_info, flops) == 32 &&
+                   offsetof(netrt_node_info, rank) == 40 && offsetof(netrt_node_info, shape) == 48 &&
+                   sizeof(netrt_node_info) == 48 + 8 * NETRT_MAX_RANK,
+               "netrt_node_info layout");
 _Static_assert(offsetof(netrt_variant, features) == 8 && offsetof(netrt_variant, required) == 16 &&
                    offsetof(netrt_variant, run) == 24 && sizeof(netrt_variant) == 32,
                "netrt_variant layout");
@@ -83,20 +91,43 @@ static bool check_tensors(const char *what, const char *who, int32_t n, const ne
 }
 
 /* Everything netrt_run and netrun rely on, checked once at open. */
+/* Does the descriptor have the ABI 3 profile table fields? */
+static bool has_profile(const netrt_model_desc *d) {
+    return d->abi_version >= 3 && d->desc_size >= sizeof(netrt_model_desc);
+}
+
+static bool check_profile(const netrt_model_desc *d, const char *who, char *err, size_t errlen) {
+    if (d->nprofile < 0 || d->nprofile > MAX_TENSORS || (d->nprofile > 0 && !d->profile)) {
+        seterr(err, errlen, "%s: malformed model descriptor: %d profile entries", who, d->nprofile);
+        return false;
+    }
+    for (int32_t i = 0; i < d->nprofile; i++) {
+        const netrt_node_info *e = &d->profile[i];
+        if (!e->name || !e->op || !e->kind || !e->fused || e->rank < 0 || e->rank > NETRT_MAX_RANK) {
+            seterr(err, errlen, "%s: malformed model descriptor: profile entry %d", who, i);
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool check_desc(const netrt_model_desc *d, const char *who, char *err, size_t errlen) {
-    if (d->abi_version != NETRT_ABI_VERSION) {
+    if (d->abi_version < NETRT_ABI_VERSION_MIN || d->abi_version > NETRT_ABI_VERSION) {
         seterr(err, errlen,
                "%s was built for netrt ABI version %u, this runtime has version %d (recompile the model with a "
                "matching netc)",
                who, (unsigned)d->abi_version, NETRT_ABI_VERSION);
         return false;
     }
-    /* A larger descriptor is a newer compiler that appended fields within the same ABI. */
-    if (d->desc_size < sizeof(netrt_model_desc)) {
+    /* A larger descriptor is a newer compiler that appended fields within the same ABI; an ABI 2
+     * one ends before the profile table. */
+    size_t need = d->abi_version >= 3 ? sizeof(netrt_model_desc) : DESC_SIZE_V2;
+    if (d->desc_size < need) {
         seterr(err, errlen, "%s: malformed model descriptor: desc_size %u, expected at least %zu", who,
-               (unsigned)d->desc_size, sizeof(netrt_model_desc));
+               (unsigned)d->desc_size, need);
         return false;
     }
+    if (has_profile(d) && !check_profile(d, who, err, errlen)) return false;
     if (!d->name || !d->name[0]) {
         seterr(err, errlen, "%s: malformed model descriptor: no model name", who);
         return false;
@@ -243,7 +274,7 @@ netrt_model *netrt_open_desc(const netrt_model_desc *desc, char *err, size_t err
     }
     char who[300];
     /* the name is checked by check_desc; before that it may be anything */
-    if (desc->abi_version == NETRT_ABI_VERSION && desc->name)
+    if (desc->abi_version >= NETRT_ABI_VERSION_MIN && desc->abi_version <= NETRT_ABI_VERSION && desc->name)
         snprintf(who, sizeof who, "model '%.256s'", desc->name);
     else
         snprintf(who, sizeof who, "the model descriptor");
@@ -262,6 +293,11 @@ void netrt_close(netrt_model *m) {
 
 const netrt_model_desc *netrt_desc(const netrt_model *m) { return m ? m->desc : NULL; }
 const netrt_variant *netrt_variant_selected(const netrt_model *m) { return m ? m->variant : NULL; }
+int netrt_profile_nodes(const netrt_model *m, const netrt_node_info **nodes) {
+    int n = m && has_profile(m->desc) ? m->desc->nprofile : 0;
+    if (nodes) *nodes = n ? m->desc->profile : NULL;
+    return n;
+}
 int netrt_num_inputs(const netrt_model *m) { return m ? m->desc->ninputs : 0; }
 int netrt_num_outputs(const netrt_model *m) { return m ? m->desc->noutputs : 0; }
 

@@ -12,8 +12,17 @@
  *     netrt_free_workspace(ws); netrt_pool_destroy(pool); netrt_close(m);
  *
  * Generated code needs nothing from this library: it calls the pool through the function
- * pointer that starts `struct netrt_pool`, and runs serially when the pool is NULL. A model
- * linked statically (`--emit=obj`) has a typed entry point declared in its generated header.
+ * pointers of `struct netrt_pool`, and runs serially when the pool is NULL. A model linked
+ * statically (`--emit=obj`) has a typed entry point declared in its generated header.
+ *
+ * Where the time goes, node by node (what `netrun --profile` prints):
+ *
+ *     netrt_profile *p = netrt_profile_create(pool, m, 20);         // up to 20 runs
+ *     for (int r = 0; r < 20; r++) netrt_profile_run(p, inputs, outputs, ws);
+ *     const netrt_node_info *nodes;
+ *     for (int i = 0, n = netrt_profile_nodes(m, &nodes); i < n; i++)
+ *         printf("%s %s %.3f ms\n", nodes[i].name, nodes[i].kind, netrt_profile_median_ms(p, i));
+ *     netrt_profile_destroy(p);
  *
  * `cmake --install` puts this header and npy.h in include/netrt/, libnetrt.a in lib/, netrun in
  * bin/, and netrt.pc in lib/pkgconfig/: build with `cc app.c $(pkg-config --cflags --libs netrt)`
@@ -28,7 +37,10 @@
 extern "C" {
 #endif
 
-#define NETRT_ABI_VERSION 2
+#define NETRT_ABI_VERSION 3
+/* The oldest ABI this runtime still loads: version 2 models have no profile table (their
+ * descriptor is a prefix of this one) and never read netrt_pool's profile member. */
+#define NETRT_ABI_VERSION_MIN 2
 #define NETRT_MAX_RANK 8
 #define NETRT_DESCRIPTOR_SYMBOL "netrt_model_descriptor"
 
@@ -38,9 +50,16 @@ extern "C" {
 typedef void (*netrt_task_fn)(void *ctx, int64_t begin, int64_t end);
 
 typedef struct netrt_pool netrt_pool;
-/* Generated code relies on this first member only. */
+/* Generated code relies on these two members only: a pool of your own must set both (profile
+ * to NULL unless it wants the calls). */
 struct netrt_pool {
     void (*parallel_for)(netrt_pool *pool, int64_t n, netrt_task_fn fn, void *ctx);
+    /* When not NULL, a model's run calls profile(pool, id, 0) on the calling thread before the
+     * kernel(s) of profile entry `id` (netrt_profile_nodes) and profile(pool, id, 1) after them,
+     * once each per run, entries in schedule order; when NULL the cost is a test and a branch
+     * per node. It is read at the start of a run (and at a few points in it): change it only
+     * between runs. netrt_pool_create leaves it NULL; netrt_profile_create sets its own. */
+    void (*profile)(netrt_pool *pool, int32_t id, int32_t phase);
 };
 
 /* nthreads <= 0: NETRT_NUM_THREADS if it is a positive integer, else the number of online cores
@@ -99,6 +118,22 @@ typedef struct netrt_tensor_info {
     int64_t shape[NETRT_MAX_RANK];
 } netrt_tensor_info;
 
+/* One entry of a model's profile table: a node of the compiled graph (entry i is node i of the
+ * schedule), then the layout copies at its boundary (NCHW inputs to NHWC, and back). The table
+ * is the same for every variant of a fat model. */
+typedef struct netrt_node_info {
+    const char *name;  /* the node's name in the graph ("layer1.0.conv1"), or the tensor's */
+    const char *op;    /* "conv2d", "add", ...; "input", "output" for the boundary copies */
+    /* the kernel family: "direct", "winograd", "gemm" (1x1 stride-1 convs, linear),
+     * "depthwise", "transposed", "pool", "elementwise", "copy", "softmax", "layout" */
+    const char *kind;
+    const char *fused;   /* what its epilogue applies, in order: "add+relu"; "" for nothing */
+    uint64_t flops;      /* nominal: 2 x the direct convolution's multiply-adds (also for
+                            Winograd, so flops / time is an "effective" rate); 0 for no MACs */
+    int32_t rank;        /* the output's shape */
+    int64_t shape[NETRT_MAX_RANK];
+} netrt_node_info;
+
 typedef struct netrt_model_desc {
     uint32_t abi_version;   /* NETRT_ABI_VERSION: checked first */
     uint32_t desc_size;     /* sizeof(netrt_model_desc) when compiled */
@@ -110,6 +145,9 @@ typedef struct netrt_model_desc {
     const char *arch;         /* "x86_64", "aarch64": what the code runs on */
     int32_t nvariants;        /* >= 1, best first: the loader runs the first the CPU supports */
     const netrt_variant *variants;
+    /* ABI 3 (desc_size tells whether they are there): the profile table */
+    int32_t nprofile;
+    const netrt_node_info *profile;
 } netrt_model_desc;
 
 /* ---- the loader ------------------------------------------------------------------------- */
@@ -154,6 +192,41 @@ void netrt_free_workspace(void *ws);
 netrt_status netrt_run(const netrt_model *m, const float *const *inputs, float *const *outputs,
                        void *workspace, netrt_pool *pool);
 const char *netrt_status_str(netrt_status s);
+
+/* ---- profiling ---------------------------------------------------------------------------- */
+
+/* The model's profile table (see netrt_node_info): its length, *nodes (if not NULL) pointing at
+ * it. 0 for a model compiled before ABI 3. */
+int netrt_profile_nodes(const netrt_model *m, const netrt_node_info **nodes);
+
+typedef struct netrt_profile netrt_profile;
+/* Profile up to max_runs runs of m on pool (any pool, or NULL: serial). NULL when m has no
+ * profile table, max_runs < 1, or on OOM. The profile wraps the pool (it is not changed); runs
+ * go through netrt_profile_run, one thread at a time. Times are CLOCK_MONOTONIC on the calling
+ * thread, from which every kernel is dispatched. */
+netrt_profile *netrt_profile_create(netrt_pool *pool, const netrt_model *m, int max_runs);
+void netrt_profile_destroy(netrt_profile *p);
+/* netrt_run(m, inputs, outputs, workspace, pool) timed whole and entry by entry, recorded as
+ * the next run; NETRT_ERR_ARG once max_runs are recorded (or an argument is bad). */
+netrt_status netrt_profile_run(netrt_profile *p, const float *const *inputs, float *const *outputs, void *workspace);
+int netrt_profile_runs(const netrt_profile *p);
+/* Milliseconds entry `id` took in run `run` (from its begin to its end), or, for id -1, the
+ * whole run; -1 when out of range. */
+double netrt_profile_ms(const netrt_profile *p, int run, int id);
+/* The median over the recorded runs of netrt_profile_ms (the mean of the middle two for an
+ * even count); for id -2, the median of each run's time outside the entries (the run minus
+ * the sum of its entries: dispatch, hooks, the entry point). -1 when nothing is recorded. */
+double netrt_profile_median_ms(const netrt_profile *p, int id);
+/* How many times entry `id` began, over all runs (0: it has no kernel, e.g. an eliminated
+ * concat, or it never ran). */
+int64_t netrt_profile_calls(const netrt_profile *p, int id);
+
+/* The FP32 peak of this CPU in GFLOP/s on `threads` threads: independent FMA chains on the
+ * widest vectors netrt_cpu_features() has (AVX-512F, AVX2 with FMA, else SSE2 multiply and
+ * add), the best of four rounds after a warm-up, in about `seconds` of wall time (<= 0: 0.25).
+ * *isa (if not NULL) names what it measured ("avx512f", "avx2+fma", "sse2"). 0, *isa NULL, on
+ * other architectures: not measured. tools/peak.c measures the same with the same code. */
+double netrt_peak_gflops(int threads, double seconds, const char **isa);
 
 /* The seeded random values netrun and `netc run` give input number `index` when no --input is
  * given: uniform in [-1, 1), identical in both tools for the same seed. */

@@ -2,6 +2,7 @@
  *
  *   netrun MODEL.so [--input [NAME=]FILE.npy]... [--output [NAME=]FILE.npy]...
  *          [--bench N] [--warmup N] [--threads T] [--seed N] [--json]
+ *          [--profile [--peak=GFLOPS]]
  *
  * Inputs without --input get seeded random values, uniform in [-1, 1): splitmix64 seeded with
  * seed * 1000003 + i + 1 for input i, the top 24 bits of each draw scaled to [0, 1) then mapped
@@ -13,6 +14,27 @@
  * numpy.percentile); with --json, one JSON object instead of either:
  *   {"model": NAME, "threads": T, "outputs": [{"name", "shape", "min", "max", "mean"}...],
  *    and with --bench: "runs": N, "warmup": W, "latency_ms": {"median", "p10", "p90", "min"}}
+ *
+ * --profile times each node of the runs (netrt_profile_*: warm-up, then N runs, N from --bench,
+ * default 10) and prints, instead of the output statistics, a table sorted by median time: per
+ * node its name, op, kernel kind, fused epilogue, output shape, median ms over the runs, share
+ * of the total, GFLOP/s (nominal flops: direct-convolution MACs x 2, also for Winograd) and %
+ * of the FP32 peak; then "outside kernels" (each run's time outside the nodes: dispatch, the
+ * entry point; its median), the total (the sum of those medians, which the shares divide), and
+ * the --bench latency line of the same runs. Nodes that dispatch no kernel (an eliminated
+ * concat) are counted below the table, not listed. The peak is measured in about 0.25 s with
+ * tools/peak.c's code (netrt_peak_gflops) on the pool's thread count, unless --peak=GFLOPS
+ * gives it; on other architectures than x86 it is not measured and the % column is left out.
+ * With --json, the object also has
+ *   "peak": {"gflops": G or null, "isa": "avx512f" or null, "source": "measured" | "given" |
+ *            "not measured"},
+ *   "profile": {"nodes": [{"id", "name", "op", "kind", "fused", "shape", "calls", "median_ms",
+ *                          "share_pct", "gflops", "peak_pct"}...] (sorted as the table; calls:
+ *                          over all runs; gflops null without flops, peak_pct null without them
+ *                          or a peak),
+ *               "no_kernel": [names], "outside_ms", "total_ms", "gflops", "peak_pct"}
+ * (times: medians in ms; share_pct of total_ms, they and outside_ms's share sum to 100).
+ * A model compiled before netrt ABI 3 has no profile table: --profile is then an error (1).
  * Exit status: 0 ok, 1 bad input (the message says why), 2 usage error. */
 #include <errno.h>
 #include <inttypes.h>
@@ -29,18 +51,22 @@
 #include "npy.h"
 
 enum { EXIT_OK = 0, EXIT_BAD_INPUT = 1, EXIT_USAGE = 2 };
-enum { MAX_IO = 64, DEFAULT_WARMUP = 3 };
+enum { MAX_IO = 64, DEFAULT_WARMUP = 3, DEFAULT_PROFILE_RUNS = 10 };
 
 static const char usage_text[] =
     "usage: netrun MODEL.so [--input [NAME=]FILE.npy]... [--output [NAME=]FILE.npy]...\n"
     "              [--bench N] [--warmup N] [--threads T] [--seed N] [--json]\n"
+    "              [--profile [--peak=GFLOPS]]\n"
     "  --input   an input as .npy (float32, C order); by position, or by NAME=; inputs not given\n"
     "            get seeded random values in [-1, 1) (the same as `netc run --seed N`)\n"
     "  --output  write an output to a .npy file\n"
     "  --bench N time N runs after the warm-up (default 3 runs) and print latency_ms percentiles\n"
     "  --threads thread pool size (default: NETRT_NUM_THREADS, else all cores)\n"
     "  --seed    seed of the random inputs (default 0)\n"
-    "  --json    print one JSON object instead of text\n";
+    "  --json    print one JSON object instead of text\n"
+    "  --profile time every node over the runs (--bench N, default 10) and print where the time\n"
+    "            goes: median ms, share, GFLOP/s and % of the FP32 peak per node, sorted\n"
+    "  --peak    the FP32 peak in GFLOP/s for --profile's % column (default: measured, ~0.25 s)\n";
 
 typedef struct IoArg {
     char *name; /* NULL: positional */
@@ -54,7 +80,8 @@ typedef struct Options {
     long bench, warmup; /* warmup < 0: default */
     int threads;        /* 0: default */
     uint64_t seed;
-    bool json;
+    bool json, profile;
+    double peak; /* 0: measure */
 } Options;
 
 static int usage_error(const char *fmt, const char *arg) {
@@ -146,6 +173,16 @@ static int parse_args(int argc, char **argv, Options *o) {
             o->seed = s;
         } else if (!strcmp(a, "--json")) {
             o->json = true;
+        } else if (!strcmp(a, "--profile")) {
+            o->profile = true;
+        } else if (is_flag(a, "--peak")) {
+            char *end;
+            if (!(v = flag_value(argc, argv, &i, "--peak"))) return usage_error("%s needs GFLOP/s", "--peak");
+            errno = 0;
+            double g = strtod(v, &end);
+            if (errno || !*v || *end || !(g > 0) || !isfinite(g))
+                return usage_error("--peak needs a positive number of GFLOP/s, got '%s'", v);
+            o->peak = g;
         } else if (a[0] == '-' && a[1]) {
             return usage_error("unknown option '%s'", a);
         } else if (!o->model) {
@@ -155,6 +192,7 @@ static int parse_args(int argc, char **argv, Options *o) {
         }
     }
     if (!o->model) return usage_error("%s", "no model file given");
+    if (o->peak > 0 && !o->profile) return usage_error("%s", "--peak is for --profile");
     return EXIT_OK;
 }
 
@@ -215,6 +253,160 @@ static double quantile(const double *v, long n, double q) {
     return v[lo] + (v[hi] - v[lo]) * (pos - (double)lo);
 }
 
+/* ---- --profile ------------------------------------------------------------------------------ */
+
+typedef struct Row {
+    int id;
+    double ms;
+} Row;
+
+/* slowest first; equal times in schedule order */
+static int cmp_row(const void *a, const void *b) {
+    const Row *x = a, *y = b;
+    if (x->ms != y->ms) return x->ms < y->ms ? 1 : -1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+typedef struct Peak {
+    double gflops; /* 0: not measured */
+    const char *isa, *source;
+} Peak;
+
+static Peak find_peak(const Options *o, int threads) {
+    if (o->peak > 0) return (Peak){o->peak, NULL, "given"};
+    Peak p = {0, NULL, "not measured"};
+    p.gflops = netrt_peak_gflops(threads, 0.25, &p.isa);
+    if (p.gflops > 0) p.source = "measured";
+    return p;
+}
+
+/* GFLOP/s of `flops` in `ms`; -1 when there are no flops or no time */
+static double gflops_of(uint64_t flops, double ms) { return flops && ms > 0 ? (double)flops / ms * 1e-6 : -1; }
+
+static void json_or_null(FILE *f, double v) {
+    if (v < 0) fputs("null", f);
+    else json_number(f, v);
+}
+
+/* The table (text) or the "peak" and "profile" members (JSON, after a comma) of a profile. */
+static void print_profile(const netrt_model *m, const netrt_profile *prof, const Peak *peak, int threads, bool json) {
+    const netrt_node_info *info;
+    int n = netrt_profile_nodes(m, &info), nrows = 0, nskip = 0;
+    Row *rows = calloc((size_t)n + 1, sizeof *rows);
+    if (!rows) return;
+    double sum = 0;
+    uint64_t flops = 0;
+    for (int i = 0; i < n; i++) {
+        if (netrt_profile_calls(prof, i) == 0) {
+            nskip++;
+            continue;
+        }
+        rows[nrows] = (Row){i, netrt_profile_median_ms(prof, i)};
+        sum += rows[nrows++].ms;
+        flops += info[i].flops;
+    }
+    qsort(rows, (size_t)nrows, sizeof *rows, cmp_row);
+    double outside = netrt_profile_median_ms(prof, -2), total = sum + outside;
+    double share = total > 0 ? 100 / total : 0;
+    double total_gf = gflops_of(flops, total);
+    char shape[160], fused[96];
+    if (json) {
+        printf(", \"peak\": {\"gflops\": ");
+        json_or_null(stdout, peak->gflops > 0 ? peak->gflops : -1);
+        printf(", \"isa\": ");
+        if (peak->isa) json_string(stdout, peak->isa);
+        else fputs("null", stdout);
+        printf(", \"source\": \"%s\"}", peak->source);
+        printf(", \"profile\": {\"nodes\": [");
+        for (int r = 0; r < nrows; r++) {
+            const netrt_node_info *e = &info[rows[r].id];
+            double gf = gflops_of(e->flops, rows[r].ms);
+            printf("%s{\"id\": %d, \"name\": ", r ? ", " : "", rows[r].id);
+            json_string(stdout, e->name);
+            printf(", \"op\": ");
+            json_string(stdout, e->op);
+            printf(", \"kind\": ");
+            json_string(stdout, e->kind);
+            printf(", \"fused\": ");
+            json_string(stdout, e->fused);
+            printf(", \"shape\": %s, \"calls\": %" PRId64 ", \"flops\": %" PRIu64 ", \"median_ms\": ",
+                   dims_str(e->rank, e->shape, shape, sizeof shape), netrt_profile_calls(prof, rows[r].id), e->flops);
+            json_number(stdout, rows[r].ms);
+            printf(", \"share_pct\": ");
+            json_number(stdout, rows[r].ms * share);
+            printf(", \"gflops\": ");
+            json_or_null(stdout, gf);
+            printf(", \"peak_pct\": ");
+            json_or_null(stdout, gf >= 0 && peak->gflops > 0 ? 100 * gf / peak->gflops : -1);
+            printf("}");
+        }
+        printf("], \"no_kernel\": [");
+        for (int i = 0, k = 0; i < n; i++)
+            if (netrt_profile_calls(prof, i) == 0) {
+                printf("%s", k++ ? ", " : "");
+                json_string(stdout, info[i].name);
+            }
+        printf("], \"outside_ms\": ");
+        json_number(stdout, outside);
+        printf(", \"outside_share_pct\": ");
+        json_number(stdout, outside * share);
+        printf(", \"total_ms\": ");
+        json_number(stdout, total);
+        printf(", \"gflops\": ");
+        json_or_null(stdout, total_gf);
+        printf(", \"peak_pct\": ");
+        json_or_null(stdout, total_gf >= 0 && peak->gflops > 0 ? 100 * total_gf / peak->gflops : -1);
+        printf("}");
+        free(rows);
+        return;
+    }
+
+    bool pct = peak->gflops > 0;
+    if (pct)
+        printf("peak: %.1f GFLOP/s on %d thread%s (%s%s%s)\n", peak->gflops, threads, threads == 1 ? "" : "s",
+               peak->source, peak->isa ? ", " : "", peak->isa ? peak->isa : "");
+    else
+        printf("peak: not measured (%s): no %% of peak column\n", netrt_arch());
+    /* the name and shape columns as wide as their longest entry */
+    int wname = 4, wop = 2, wkind = 4, wfused = 5, wshape = 5;
+    for (int r = 0; r < nrows; r++) {
+        const netrt_node_info *e = &info[rows[r].id];
+        int l;
+        if ((l = (int)strlen(e->name)) > wname) wname = l;
+        if ((l = (int)strlen(e->op)) > wop) wop = l;
+        if ((l = (int)strlen(e->kind)) > wkind) wkind = l;
+        if ((l = (int)strlen(e->fused)) > wfused) wfused = l;
+        if ((l = (int)strlen(dims_str(e->rank, e->shape, shape, sizeof shape))) > wshape) wshape = l;
+    }
+    if (wname > 48) wname = 48;
+    if (wfused > 32) wfused = 32;
+    if (wname < 26) wname = 26; /* room for the total's label */
+    printf("%-*s  %-*s  %-*s  %-*s  %-*s  %9s  %6s  %8s%s\n", wname, "node", wop, "op", wkind, "kind", wfused, "fused",
+           wshape, "shape", "median_ms", "share", "GFLOP/s", pct ? "  % peak" : "");
+    for (int r = 0; r < nrows; r++) {
+        const netrt_node_info *e = &info[rows[r].id];
+        double gf = gflops_of(e->flops, rows[r].ms);
+        char gfs[32] = "-", pks[32] = "-";
+        if (gf >= 0) snprintf(gfs, sizeof gfs, "%.1f", gf);
+        if (gf >= 0 && pct) snprintf(pks, sizeof pks, "%.0f%%", 100 * gf / peak->gflops);
+        snprintf(fused, sizeof fused, "%s", e->fused[0] ? e->fused : "-");
+        printf("%-*.*s  %-*s  %-*s  %-*.*s  %-*s  %9.4f  %5.1f%%  %8s%s%*s\n", wname, wname, e->name, wop, e->op, wkind,
+               e->kind, wfused, wfused, fused, wshape, dims_str(e->rank, e->shape, shape, sizeof shape), rows[r].ms,
+               rows[r].ms * share, gfs, pct ? "  " : "", pct ? 6 : 0, pct ? pks : "");
+    }
+    int wlabel = wname + wop + wkind + wfused + wshape + 8;
+    printf("%-*s  %9.4f  %5.1f%%\n", wlabel, "outside kernels", outside, outside * share);
+    char gfs[32] = "-", pks[32] = "";
+    if (total_gf >= 0) snprintf(gfs, sizeof gfs, "%.1f", total_gf);
+    if (total_gf >= 0 && pct) snprintf(pks, sizeof pks, "  %5.0f%%", 100 * total_gf / peak->gflops);
+    printf("%-*s  %9.4f  %5.1f%%  %8s%s\n", wlabel, "total (sum of the medians)", total, total > 0 ? 100.0 : 0.0, gfs,
+           pks);
+    if (nskip)
+        printf("%d node%s without a kernel of %s own (eliminated concats, aliases) not listed\n", nskip,
+               nskip == 1 ? "" : "s", nskip == 1 ? "its" : "their");
+    free(rows);
+}
+
 typedef struct Stats {
     double min, max, mean;
 } Stats;
@@ -235,6 +427,7 @@ int main(int argc, char **argv) {
     int status = parse_args(argc, argv, &o);
     if (status != EXIT_OK) return status;
     status = EXIT_BAD_INPUT;
+    if (o.profile && !o.bench) o.bench = DEFAULT_PROFILE_RUNS;
 
     if (!o.threads) {
         const char *env = getenv("NETRT_NUM_THREADS");
@@ -260,6 +453,7 @@ int main(int argc, char **argv) {
     double *times = o.bench ? malloc((size_t)o.bench * sizeof *times) : NULL;
     void *ws = netrt_alloc_workspace(m);
     netrt_pool *pool = NULL;
+    netrt_profile *prof = NULL;
     if (!in || !out || !out_paths || (o.bench && !times) || !ws) {
         error("out of memory");
         goto done;
@@ -344,19 +538,31 @@ int main(int argc, char **argv) {
         goto done;
     }
     int threads = netrt_pool_threads(pool);
+    if (o.profile && !(prof = netrt_profile_create(pool, m, (int)(o.bench < INT_MAX ? o.bench : INT_MAX)))) {
+        if (netrt_profile_nodes(m, NULL) == 0)
+            error("%s has no profile table (compiled before netrt ABI 3, or not by netc): "
+                  "recompile it to profile it", o.model);
+        else
+            error("out of memory");
+        goto done;
+    }
 
     long warmup = o.bench ? (o.warmup >= 0 ? o.warmup : DEFAULT_WARMUP) : 0;
     long runs = warmup + (o.bench ? o.bench : 1);
     for (long r = 0; r < runs; r++) {
         double t0 = now_ms();
-        netrt_status st = netrt_run(m, (const float *const *)in, out, ws, pool);
+        netrt_status st = prof && r >= warmup ? netrt_profile_run(prof, (const float *const *)in, out, ws)
+                                              : netrt_run(m, (const float *const *)in, out, ws, pool);
         double t1 = now_ms();
         if (st != NETRT_OK) {
             error("%s: run failed: %s", o.model, netrt_status_str(st));
             goto done;
         }
-        if (r >= warmup && times) times[r - warmup] = t1 - t0;
+        /* a profiled run's own time: without netrun's clock reads around it */
+        if (r >= warmup && times) times[r - warmup] = prof ? netrt_profile_ms(prof, (int)(r - warmup), -1) : t1 - t0;
     }
+    Peak peak = {0};
+    if (prof) peak = find_peak(&o, threads);
 
     for (int i = 0; i < nout; i++) {
         const netrt_tensor_info *t = netrt_output(m, i);
@@ -393,6 +599,7 @@ int main(int argc, char **argv) {
             json_number(stdout, mn);
             printf("}");
         }
+        if (prof) print_profile(m, prof, &peak, threads, true);
         printf(", \"outputs\": [");
         for (int i = 0; i < nout; i++) {
             const netrt_tensor_info *t = netrt_output(m, i);
@@ -409,7 +616,24 @@ int main(int argc, char **argv) {
         }
         printf("]}\n");
     } else if (o.bench) {
+        if (prof) {
+            const netrt_variant *v = netrt_variant_selected(m);
+            printf("profile: %s, %ld runs after %ld warm-up, %d thread%s, --cpu=%s\n", d->name, o.bench, warmup, threads,
+                   threads == 1 ? "" : "s", v->cpu);
+            print_profile(m, prof, &peak, threads, false);
+        }
         printf("latency_ms median=%.4g p10=%.4g p90=%.4g min=%.4g threads=%d\n", med, p10, p90, mn, threads);
+        /* per-node medians pick each node's quiet runs; a busy machine makes whole runs slower */
+        double sum = 0;
+        for (int i = -2; prof && i < netrt_profile_nodes(m, NULL); i++)
+            if (i != -1) sum += netrt_profile_median_ms(prof, i);
+        if (prof && fabs(sum - med) > 0.1 * med) {
+            fflush(stdout);
+            fprintf(stderr,
+                    "netrun: note: the median run took %.4g ms, the sum of the per-node medians is %.4g ms: the runs "
+                    "vary (is the machine busy?); more --bench runs steady both\n",
+                    med, sum);
+        }
     } else {
         for (int i = 0; i < nout; i++) {
             const netrt_tensor_info *t = netrt_output(m, i);
@@ -422,6 +646,7 @@ int main(int argc, char **argv) {
     else error("cannot write to stdout");
 
 done:
+    netrt_profile_destroy(prof);
     netrt_pool_destroy(pool);
     for (int i = 0; in && i < nin; i++) free(in[i]);
     for (int i = 0; out && i < nout; i++) free(out[i]);

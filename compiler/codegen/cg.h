@@ -253,6 +253,11 @@ void cg_init_views(Cg *cg);
 bool cg_build_segment(Cg *cg, const Segment *s);
 /* The entry points and the descriptor, calling segments that may live in other modules. */
 bool cg_build_main(Cg *cg, int emit, const Segment *segs, int nsegs);
+/* What the profile table says of a node (netrt_node_info): its kernel family ("direct",
+ * "winograd", "gemm", "depthwise", "transposed", "pool", "copy", "softmax", "elementwise"),
+ * from the graph alone so every variant agrees; and its fused epilogue as "add+relu". */
+const char *cg_node_kind(const Graph *g, const Node *n);
+void cg_node_fused(const Node *n, char *buf, size_t len);
 
 /* ---- artifacts (cg_artifact.c) ---------------------------------------------------------------- */
 char *cg_tmp_path_for(const char *final);                      /* FINAL.tmpPID */

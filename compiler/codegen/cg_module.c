@@ -1,7 +1,8 @@
 /* cg_module.c — what goes into a module: the views of the memory plan, the segments (runs of
  * nodes, each a function seg(inputs, outputs, workspace, pool) dispatching its kernels in
- * schedule order), and the main part: each variant's entry run_v calling its segments, the
- * typed entry point with the CPU check, and the descriptor. */
+ * schedule order, each between profile hooks), and the main part: each variant's entry run_v
+ * calling its segments, the typed entry point with the CPU check, and the descriptor with its
+ * profile table. */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +77,141 @@ static bool views_equal(const CgView *a, const CgView *b) {
     for (int i = 0; i < a->rank; i++)
         if (a->stride[i] != b->stride[i] && a->shape[i] > 1) return false;
     return true;
+}
+
+/* ---- the profile table and the hooks -------------------------------------------------------- */
+
+/* The kernel family a node runs as, from the graph alone, so that every variant of a fat
+ * artifact has the same table. Winograd where the pass chose it; a depthwise conv has one
+ * input channel per group (and at most 4 outputs per group, as cg_conv.c's depthwise kernel);
+ * a 1x1 stride-1 unpadded dense conv and linear are GEMMs; other convs (grouped included) are
+ * direct. What an epilogue fuses is not part of the kind: cg_node_fused says it. */
+const char *cg_node_kind(const Graph *g, const Node *n) {
+    switch (n->op) {
+    case OP_CONV2D: {
+        if (n->algo == CONV_ALGO_WINOGRAD43) return "winograd";
+        int64_t k[2], st[2], pad[2], groups = ir_attr_int(n, "groups");
+        int64_t C = ir_tensor(g, n->in[0])->shape[1], O = ir_tensor(g, n->out)->shape[1];
+        if (groups > 1 && groups == C && O / groups <= 4) return "depthwise";
+        ir_attr_pair(n, "kernel", k);
+        ir_attr_pair(n, "stride", st);
+        ir_attr_pair(n, "pad", pad);
+        if (groups == 1 && k[0] == 1 && k[1] == 1 && st[0] == 1 && st[1] == 1 && pad[0] == 0 && pad[1] == 0)
+            return "gemm";
+        return "direct";
+    }
+    case OP_CONV_TRANSPOSE2D: return "transposed";
+    case OP_LINEAR: return "gemm";
+    case OP_MAXPOOL2D:
+    case OP_AVGPOOL2D:
+    case OP_GLOBAL_AVGPOOL:
+    case OP_ADAPTIVE_AVGPOOL: return "pool";
+    case OP_CONCAT:
+    case OP_SLICE:
+    case OP_CHANNEL_SHUFFLE:
+    case OP_PAD:
+    case OP_UPSAMPLE:
+    case OP_FLATTEN: return "copy";
+    case OP_SOFTMAX: return "softmax";
+    default: return "elementwise"; /* activations, batchnorm, add/sub/mul/div, dropout */
+    }
+}
+
+/* The node's fused epilogue, in order, as "add+relu" ("add" for a residual add); "" for none. */
+void cg_node_fused(const Node *n, char *buf, size_t len) {
+    size_t used = 0;
+    buf[0] = 0;
+    for (int k = 0; k < n->nepi && used < len; k++) {
+        const char *what = n->epi[k].residual >= 0 ? "add" : op_info(n->epi[k].act->op)->name;
+        used += (size_t)snprintf(buf + used, len - used, "%s%s", k ? "+" : "", what);
+    }
+}
+
+static bool input_copied(const Cg *cg, int i) { return cg->plan.in_copies[i].kind == PLAN_WS; }
+
+static bool output_copied(const Cg *cg, int i) {
+    const Tensor *t = ir_tensor(cg->g, cg->g->outputs[i]);
+    CgView dst = caller_view(t, CG_BUF_OUT, i);
+    return !views_equal(&dst, &cg->views[t->id]);
+}
+
+/* Profile ids: node k of the schedule is entry k; then the input copies, then the output
+ * copies, each in order, only those that exist. */
+static int input_copy_id(const Cg *cg, int i) {
+    int id = cg->g->nodes.len;
+    for (int j = 0; j < i; j++) id += input_copied(cg, j);
+    return id;
+}
+
+static int output_copy_id(const Cg *cg, int i) {
+    int id = input_copy_id(cg, cg->g->ninputs);
+    for (int j = 0; j < i; j++) id += output_copied(cg, j);
+    return id;
+}
+
+/* At the segment function's entry: pool ? pool->profile : NULL, loaded once (the hook is set
+ * before a run, never during one), so a hook that is off costs a test and a branch. */
+static LLVMValueRef load_profile_hook(Cg *cg) {
+    LLVMBuilderRef b = cg->b;
+    LLVMValueRef pool = cg->entry_pool;
+    LLVMBasicBlockRef from = LLVMGetInsertBlock(b);
+    LLVMBasicBlockRef load = LLVMAppendBasicBlockInContext(cg->ctx, cg->entry_fn, "prof_load");
+    LLVMBasicBlockRef cont = LLVMAppendBasicBlockInContext(cg->ctx, cg->entry_fn, "prof_loaded");
+    LLVMBuildCondBr(b, LLVMBuildIsNotNull(b, pool, ""), load, cont);
+    LLVMPositionBuilderAtEnd(b, load);
+    LLVMTypeRef fields[2] = {cg->t_ptr, cg->t_ptr}; /* struct netrt_pool */
+    LLVMTypeRef pool_t = LLVMStructTypeInContext(cg->ctx, fields, 2, 0);
+    LLVMValueRef f = LLVMBuildLoad2(b, cg->t_ptr, LLVMBuildStructGEP2(b, pool_t, pool, 1, ""), "profile");
+    LLVMBuildBr(b, cont);
+    LLVMPositionBuilderAtEnd(b, cont);
+    LLVMValueRef phi = LLVMBuildPhi(b, cg->t_ptr, "profile");
+    LLVMValueRef vals[2] = {f, LLVMConstNull(cg->t_ptr)};
+    LLVMBasicBlockRef bbs[2] = {load, from};
+    LLVMAddIncoming(phi, vals, bbs, 2);
+    return phi;
+}
+
+/* if (profile) profile(pool, id, phase), at the builder in the segment function; the builder
+ * ends after it. */
+static void profile_hook(Cg *cg, LLVMValueRef profile, int id, int phase) {
+    LLVMBuilderRef b = cg->b;
+    LLVMBasicBlockRef call = LLVMAppendBasicBlockInContext(cg->ctx, cg->entry_fn, "prof_call");
+    LLVMBasicBlockRef cont = LLVMAppendBasicBlockInContext(cg->ctx, cg->entry_fn, "prof_cont");
+    LLVMBuildCondBr(b, LLVMBuildIsNotNull(b, profile, ""), call, cont);
+    LLVMPositionBuilderAtEnd(b, call);
+    LLVMTypeRef args[3] = {cg->t_ptr, cg->t_i32, cg->t_i32};
+    LLVMTypeRef ft = LLVMFunctionType(cg->t_void, args, 3, 0);
+    LLVMValueRef av[3] = {cg->entry_pool, LLVMConstInt(cg->t_i32, (unsigned long long)id, 0),
+                          LLVMConstInt(cg->t_i32, (unsigned long long)phase, 0)};
+    LLVMBuildCall2(b, ft, profile, av, 3, "");
+    LLVMBuildBr(b, cont);
+    LLVMPositionBuilderAtEnd(b, cont);
+}
+
+/* A span of the entry function that gets the hooks around it once it is known to dispatch a
+ * kernel (an eliminated concat, say, emits none and gets none): emitted into a block of its
+ * own, then the begin hook is placed in front of it. */
+typedef struct HookSpan {
+    LLVMValueRef profile; /* load_profile_hook's */
+    LLVMBasicBlockRef pre, body;
+    int kernels;
+} HookSpan;
+
+static void span_begin(Cg *cg, HookSpan *s) {
+    s->pre = LLVMGetInsertBlock(cg->b);
+    s->body = LLVMAppendBasicBlockInContext(cg->ctx, cg->entry_fn, "node");
+    s->kernels = cg->kernel_count;
+    LLVMPositionBuilderAtEnd(cg->b, s->body);
+}
+
+static void span_end(Cg *cg, const HookSpan *s, int id) {
+    LLVMBasicBlockRef last = LLVMGetInsertBlock(cg->b);
+    bool any = cg->kernel_count != s->kernels;
+    LLVMPositionBuilderAtEnd(cg->b, s->pre);
+    if (any) profile_hook(cg, s->profile, id, 0);
+    LLVMBuildBr(cg->b, s->body);
+    LLVMPositionBuilderAtEnd(cg->b, last);
+    if (any) profile_hook(cg, s->profile, id, 1);
 }
 
 /* ---- the module ----------------------------------------------------------------------------- */
@@ -205,27 +341,35 @@ bool cg_build_segment(Cg *cg, const Segment *s) {
     cg->entry_pool = LLVMGetParam(run, 3);
 
     /* rank-4 inputs: NCHW caller buffer -> NHWC copy in the workspace */
+    HookSpan span = {.profile = load_profile_hook(cg)};
     for (int i = 0; s->with_inputs && i < g->ninputs; i++) {
-        if (cg->plan.in_copies[i].kind != PLAN_WS) continue;
+        if (!input_copied(cg, i)) continue;
         const Tensor *t = ir_tensor(g, g->inputs[i]);
         CgView src = caller_view(t, CG_BUF_IN, i);
+        span_begin(cg, &span);
         cg_copy(cg, "input_to_nhwc", &cg->views[t->id], &src);
+        span_end(cg, &span, input_copy_id(cg, i));
     }
     for (int k = s->first; k < s->end; k++) {
         const Node *n = ir_node(g, k);
         if (n->dead) continue;
         cg->node = n;
         double t0 = times_now();
+        span_begin(cg, &span);
         bool ok = kernels[n->op](cg, n);
+        if (ok) span_end(cg, &span, k);
         times_add(cg->times, "irgen", op_info(n->op)->name, times_now() - t0);
         if (!ok) return false;
     }
     cg->node = NULL;
     /* outputs: to the caller's NCHW buffers (a tensor listed twice is copied twice) */
     for (int i = 0; s->with_outputs && i < g->noutputs; i++) {
+        if (!output_copied(cg, i)) continue;
         const Tensor *t = ir_tensor(g, g->outputs[i]);
         CgView dst = caller_view(t, CG_BUF_OUT, i);
-        if (!views_equal(&dst, &cg->views[t->id])) cg_copy(cg, "output_to_nchw", &dst, &cg->views[t->id]);
+        span_begin(cg, &span);
+        cg_copy(cg, "output_to_nchw", &dst, &cg->views[t->id]);
+        span_end(cg, &span, output_copy_id(cg, i));
     }
     LLVMBuildRetVoid(cg->b);
     return true;
@@ -255,6 +399,53 @@ static LLVMValueRef build_variant(Cg *cg, EmitKind emit, const Segment *segs, in
     }
     LLVMBuildRet(cg->b, LLVMConstInt(cg->t_i32, 0, 0));
     return run;
+}
+
+static LLVMTypeRef node_info_type(Cg *cg) {
+    LLVMTypeRef f[7] = {cg->t_ptr, cg->t_ptr, cg->t_ptr, cg->t_ptr, cg->t_i64, cg->t_i32, LLVMArrayType2(cg->t_i64, 8)};
+    return LLVMStructTypeInContext(cg->ctx, f, 7, 0);
+}
+
+static LLVMValueRef node_info(Cg *cg, const char *name, const char *op, const char *kind, const char *fused,
+                              uint64_t flops, const Tensor *t) {
+    LLVMValueRef dims[8];
+    for (int k = 0; k < 8; k++) dims[k] = cg_i64(cg, k < t->rank ? t->shape[k] : 0);
+    LLVMValueRef v[7] = {const_str(cg, name, "pname"), const_str(cg, op, "pop"), const_str(cg, kind, "pkind"),
+                         const_str(cg, fused, "pfused"), LLVMConstInt(cg->t_i64, flops, 0),
+                         LLVMConstInt(cg->t_i32, (unsigned long long)t->rank, 0), LLVMConstArray2(cg->t_i64, dims, 8)};
+    return LLVMConstNamedStruct(node_info_type(cg), v, 7);
+}
+
+/* The descriptor's profile table (netrt_node_info), in profile id order; *n its length. */
+static LLVMValueRef profile_table(Cg *cg, int *n) {
+    const Graph *g = cg->g;
+    int total = output_copy_id(cg, g->noutputs);
+    LLVMValueRef *items = xcalloc((size_t)(total ? total : 1), sizeof *items);
+    char fused[256];
+    for (int k = 0; k < g->nodes.len; k++) {
+        const Node *nd = ir_node(g, k);
+        int64_t macs = ir_node_macs(g, nd);
+        uint64_t flops = macs > INT64_MAX / 2 ? UINT64_MAX : (uint64_t)macs * 2;
+        cg_node_fused(nd, fused, sizeof fused);
+        items[k] = node_info(cg, nd->name, op_info(nd->op)->name, nd->dead ? "none" : cg_node_kind(g, nd), fused,
+                             flops, ir_tensor(g, nd->out));
+    }
+    for (int i = 0; i < g->ninputs; i++)
+        if (input_copied(cg, i))
+            items[input_copy_id(cg, i)] = node_info(cg, ir_tensor(g, g->inputs[i])->name, "input", "layout", "", 0,
+                                                    ir_tensor(g, g->inputs[i]));
+    for (int i = 0; i < g->noutputs; i++)
+        if (output_copied(cg, i))
+            items[output_copy_id(cg, i)] = node_info(cg, g->output_names[i], "output", "layout", "", 0,
+                                                     ir_tensor(g, g->outputs[i]));
+    LLVMValueRef arr = LLVMConstArray2(node_info_type(cg), items, (uint64_t)total);
+    free(items);
+    LLVMValueRef gv = LLVMAddGlobal(cg->mod, LLVMTypeOf(arr), "profile_table");
+    LLVMSetInitializer(gv, arr);
+    LLVMSetGlobalConstant(gv, 1);
+    LLVMSetLinkage(gv, LLVMPrivateLinkage);
+    *n = total;
+    return gv;
 }
 
 /* The entry points and the descriptor (the segments are built elsewhere, maybe in other
@@ -317,26 +508,35 @@ bool cg_build_main(Cg *cg, int emit, const Segment *segs, int nsegs) {
     LLVMSetInitializer(vars, LLVMConstArray2(var_t, vitems, (uint64_t)cg->nvar));
     LLVMSetGlobalConstant(vars, 1);
     LLVMSetLinkage(vars, LLVMPrivateLinkage);
-    LLVMTypeRef df[12] = {cg->t_i32, cg->t_i32, cg->t_ptr, cg->t_i32, cg->t_i32, cg->t_ptr,
-                          cg->t_ptr, cg->t_i64, cg->t_i64, cg->t_ptr, cg->t_i32, cg->t_ptr};
-    LLVMTypeRef desc_t = LLVMStructTypeInContext(cg->ctx, df, 12, 0);
+    LLVMTypeRef df[14] = {cg->t_i32, cg->t_i32, cg->t_ptr, cg->t_i32, cg->t_i32, cg->t_ptr, cg->t_ptr,
+                          cg->t_i64, cg->t_i64, cg->t_ptr, cg->t_i32, cg->t_ptr, cg->t_i32, cg->t_ptr};
+    LLVMTypeRef desc_t = LLVMStructTypeInContext(cg->ctx, df, 14, 0);
     LLVMTargetDataRef td = LLVMCreateTargetDataLayout(cg->tm);
     unsigned long long desc_size = LLVMABISizeOfType(td, desc_t);
     if (!cg->cross) { /* the host's layout is netrt.h's: the two must agree field by field */
-        static const size_t want[12] = {offsetof(netrt_model_desc, abi_version), offsetof(netrt_model_desc, desc_size),
+        static const size_t want[14] = {offsetof(netrt_model_desc, abi_version), offsetof(netrt_model_desc, desc_size),
                                         offsetof(netrt_model_desc, name), offsetof(netrt_model_desc, ninputs),
                                         offsetof(netrt_model_desc, noutputs), offsetof(netrt_model_desc, inputs),
                                         offsetof(netrt_model_desc, outputs), offsetof(netrt_model_desc, workspace_size),
                                         offsetof(netrt_model_desc, workspace_align), offsetof(netrt_model_desc, arch),
-                                        offsetof(netrt_model_desc, nvariants), offsetof(netrt_model_desc, variants)};
-        for (unsigned i = 0; i < 12; i++) NETC_ASSERT(LLVMOffsetOfElement(td, desc_t, i) == want[i]);
+                                        offsetof(netrt_model_desc, nvariants), offsetof(netrt_model_desc, variants),
+                                        offsetof(netrt_model_desc, nprofile), offsetof(netrt_model_desc, profile)};
+        for (unsigned i = 0; i < 14; i++) NETC_ASSERT(LLVMOffsetOfElement(td, desc_t, i) == want[i]);
+        static const size_t want_info[7] = {offsetof(netrt_node_info, name),  offsetof(netrt_node_info, op),
+                                            offsetof(netrt_node_info, kind),  offsetof(netrt_node_info, fused),
+                                            offsetof(netrt_node_info, flops), offsetof(netrt_node_info, rank),
+                                            offsetof(netrt_node_info, shape)};
+        for (unsigned i = 0; i < 7; i++) NETC_ASSERT(LLVMOffsetOfElement(td, node_info_type(cg), i) == want_info[i]);
+        NETC_ASSERT(LLVMABISizeOfType(td, node_info_type(cg)) == sizeof(netrt_node_info));
         NETC_ASSERT(desc_size == sizeof(netrt_model_desc));
         NETC_ASSERT(LLVMOffsetOfElement(td, var_t, 2) == offsetof(netrt_variant, required) &&
                     LLVMOffsetOfElement(td, var_t, 3) == offsetof(netrt_variant, run) &&
                     LLVMABISizeOfType(td, var_t) == sizeof(netrt_variant));
     }
     LLVMDisposeTargetData(td);
-    LLVMValueRef dv[12] = {
+    int nprofile;
+    LLVMValueRef ptable = profile_table(cg, &nprofile);
+    LLVMValueRef dv[14] = {
         LLVMConstInt(cg->t_i32, NETRT_ABI_VERSION, 0),
         LLVMConstInt(cg->t_i32, desc_size, 0),
         const_str(cg, g->name, "model_name"),
@@ -349,11 +549,13 @@ bool cg_build_main(Cg *cg, int emit, const Segment *segs, int nsegs) {
         const_str(cg, cg_arch(cg), "model_arch"),
         LLVMConstInt(cg->t_i32, (unsigned long long)cg->nvar, 0),
         vars,
+        LLVMConstInt(cg->t_i32, (unsigned long long)nprofile, 0),
+        ptable,
     };
     if (emit == EMIT_OBJ) snprintf(name, sizeof name, "%s_descriptor", g->name);
     else snprintf(name, sizeof name, "netrt_model_descriptor");
     LLVMValueRef desc = LLVMAddGlobal(cg->mod, desc_t, name);
-    LLVMSetInitializer(desc, LLVMConstNamedStruct(desc_t, dv, 12));
+    LLVMSetInitializer(desc, LLVMConstNamedStruct(desc_t, dv, 14));
     LLVMSetGlobalConstant(desc, 1);
     return true;
 }

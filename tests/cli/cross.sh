@@ -32,3 +32,10 @@ print(f"cross: {sys.argv[1]} on aarch64 (qemu) vs interpreter: rel.err {worst:.2
 sys.exit(0 if worst <= 1e-5 else 1)
 PY
 done
+
+# --profile off x86: the table without the peak (not measured) and its % column
+qemu-aarch64 -L /usr/aarch64-linux-gnu ./netrun-aarch64 lenet.so --seed $seed --profile --bench 2 --warmup 0 >prof.txt 2>/dev/null
+grep -qx "peak: not measured (aarch64): no % of peak column" prof.txt || { echo "cross: --profile on aarch64:"; cat prof.txt; exit 1; }
+grep -q "^conv1  *conv2d  *direct" prof.txt || { echo "cross: --profile on aarch64 lacks conv1:"; cat prof.txt; exit 1; }
+if grep -q "% peak" prof.txt; then echo "cross: a % peak column without a peak"; exit 1; fi
+echo "cross: netrun --profile on aarch64 (qemu): peak not measured, $(grep -c ' conv2d ' prof.txt) convs listed"

@@ -19,23 +19,7 @@ for f in "$NETRUN" "$FAKE" "$BIN/fake_model_badabi.so"; do
 done
 "$PY" -c 'import numpy' 2>/dev/null || { echo "netrun.sh: $PY has no numpy" >&2; exit 1; }
 
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-
-# expect STATUS CMD...: run, keep stdout/stderr in $T/out, $T/err, check the exit status
-expect() {
-    local want=$1; shift
-    "$@" >"$T/out" 2>"$T/err"
-    local got=$?
-    if [ "$got" != "$want" ]; then
-        fail "exit $got (want $want): $*"
-        sed 's/^/    /' "$T/err" >&2
-        return 1
-    fi
-    return 0
-}
-
-# err_has TEXT: the last command's stderr contains TEXT (fixed string)
-err_has() { grep -qF -- "$1" "$T/err" || { fail "stderr lacks '$1':"; sed 's/^/    /' "$T/err" >&2; }; }
+. "$SRC/tests/cli/expect.bash"
 
 # check.py: numpy checks; one mode per call
 cat >"$T/check.py" <<'EOF'
@@ -149,7 +133,7 @@ expect 1 "$NETRUN" "$FAKE" --input "$T/nonexistent.npy" && err_has "nonexistent.
 expect 1 "$NETRUN" "$FAKE" --output "$T/no/such/dir/y.npy" && err_has "$T/no/such/dir/y.npy"
 expect 1 "$NETRUN" "$T/x.npy" && err_has "netrun: error: "
 expect 1 "$NETRUN" "$T/none.so" && err_has "No such file"
-expect 1 "$NETRUN" "$BIN/fake_model_badabi.so" && err_has "was built for netrt ABI version 99, this runtime has version 2"
+expect 1 "$NETRUN" "$BIN/fake_model_badabi.so" && err_has "was built for netrt ABI version 99, this runtime has version 3"
 for libc in /lib/x86_64-linux-gnu/libc.so.6 /lib/aarch64-linux-gnu/libc.so.6; do
     [ -e "$libc" ] || continue
     expect 1 "$NETRUN" "$libc" && err_has "'$libc' is not a netc model (no netrt_model_descriptor symbol)"

@@ -2,6 +2,7 @@
  * descriptor sanity checks, netrt_run's argument checks, and the thread pool (sums, coverage,
  * nesting, concurrent pools, sleep/wake hand-offs, NETRT_NUM_THREADS). */
 #include <criterion/criterion.h>
+#include <stddef.h>
 #include <criterion/logging.h>
 #include <fcntl.h>
 #include <math.h>
@@ -184,6 +185,70 @@ Test(loader, abi_mismatch) {
     cr_assert_str_eq(err, want);
 }
 
+/* An ABI 2 model (a descriptor that ends before the profile table, code that never reads the
+ * pool's profile member) still loads and runs; it has no table, so it cannot be profiled. */
+Test(loader, abi2_model_still_runs) {
+    char err[512] = "";
+    netrt_model *m = netrt_open(FAKE_ABI2_SO, err, sizeof err);
+    cr_assert_not_null(m, "%s", err);
+    cr_assert_eq(netrt_desc(m)->abi_version, 2);
+    cr_assert_eq(netrt_desc(m)->desc_size, offsetof(netrt_model_desc, nprofile));
+    const netrt_node_info *nodes = (const netrt_node_info *)1;
+    cr_assert_eq(netrt_profile_nodes(m, &nodes), 0);
+    cr_assert_null(nodes);
+    netrt_pool *pool = netrt_pool_create(2);
+    cr_assert_null(netrt_profile_create(pool, m, 3));
+    float x[60], w[3] = {1, 2, 3}, y[60], p[3];
+    for (int i = 0; i < 60; i++) x[i] = (float)i;
+    const float *in[] = {x, w};
+    float *out[] = {y, p};
+    void *ws = netrt_alloc_workspace(m);
+    cr_assert_eq(netrt_run(m, in, out, ws, pool), NETRT_OK);
+    for (int i = 0; i < 60; i++) cr_expect_eq(y[i], x[i] * w[i / 20] + x[i]);
+    netrt_free_workspace(ws);
+    netrt_pool_destroy(pool);
+    netrt_close(m);
+}
+
+/* The fake model's table and hooks through netrt_profile, serially and on a pool. */
+Test(loader, fake_model_profile) {
+    netrt_model *m = netrt_open(FAKE_MODEL_SO, NULL, 0);
+    cr_assert_not_null(m);
+    const netrt_node_info *nodes;
+    cr_assert_eq(netrt_profile_nodes(m, &nodes), 3);
+    cr_expect_str_eq(nodes[0].name, "xw");
+    cr_expect_str_eq(nodes[2].kind, "pool");
+    cr_expect_eq(nodes[2].shape[1], 3);
+    for (int t = 0; t <= 2; t += 2) {
+        netrt_pool *pool = t ? netrt_pool_create(t) : NULL;
+        netrt_profile *p = netrt_profile_create(pool, m, 4);
+        cr_assert_not_null(p);
+        float x[60], w[3] = {1, 2, 3}, y[60], q[3];
+        for (int i = 0; i < 60; i++) x[i] = (float)i;
+        const float *in[] = {x, w};
+        float *out[] = {y, q};
+        void *ws = netrt_alloc_workspace(m);
+        for (int r = 0; r < 4; r++) cr_assert_eq(netrt_profile_run(p, in, out, ws), NETRT_OK);
+        cr_expect_eq(y[59], 59 * 3 + 59);
+        cr_expect_eq(netrt_profile_runs(p), 4);
+        for (int i = 0; i < 3; i++) cr_expect_eq(netrt_profile_calls(p, i), 4);
+        /* the median of 4: the mean of the middle two */
+        double v[4];
+        for (int r = 0; r < 4; r++) v[r] = netrt_profile_ms(p, r, 1);
+        for (int a = 0; a < 4; a++)
+            for (int b = a + 1; b < 4; b++)
+                if (v[b] < v[a]) {
+                    double tmp = v[a];
+                    v[a] = v[b], v[b] = tmp;
+                }
+        cr_expect_eq(netrt_profile_median_ms(p, 1), (v[1] + v[2]) / 2);
+        netrt_free_workspace(ws);
+        netrt_profile_destroy(p);
+        netrt_pool_destroy(pool);
+    }
+    netrt_close(m);
+}
+
 Test(loader, error_buffer_is_truncated_safely) {
     char err[8];
     memset(err, 'Z', sizeof err);
@@ -278,8 +343,34 @@ Test(desc, refusals) {
     netrt_model_desc d;
     expect_refused(NULL, "no model descriptor given");
     d = good_desc(), d.abi_version = 1;
-    expect_refused(&d, "the model descriptor was built for netrt ABI version 1, this runtime has version 2 "
+    expect_refused(&d, "the model descriptor was built for netrt ABI version 1, this runtime has version 3 "
                        "(recompile the model with a matching netc)");
+    d = good_desc(), d.abi_version = 4;
+    expect_refused(&d, "the model descriptor was built for netrt ABI version 4, this runtime has version 3 "
+                       "(recompile the model with a matching netc)");
+    /* an ABI 3 descriptor must have the profile table's fields; an ABI 2 one need not */
+    d = good_desc(), d.desc_size = (uint32_t)offsetof(netrt_model_desc, nprofile);
+    char want_v3[200];
+    snprintf(want_v3, sizeof want_v3, "model 'mem': malformed model descriptor: desc_size %zu, expected at least %zu",
+             offsetof(netrt_model_desc, nprofile), sizeof(netrt_model_desc));
+    expect_refused(&d, want_v3);
+    d.abi_version = 2, d.nprofile = -5; /* past its desc_size: never read */
+    netrt_model *v2 = netrt_open_desc(&d, NULL, 0);
+    cr_assert_not_null(v2);
+    cr_expect_eq(netrt_profile_nodes(v2, NULL), 0);
+    netrt_close(v2);
+    d = good_desc(), d.nprofile = -1;
+    expect_refused(&d, "model 'mem': malformed model descriptor: -1 profile entries");
+    d = good_desc(), d.nprofile = 2;
+    expect_refused(&d, "model 'mem': malformed model descriptor: 2 profile entries");
+    netrt_node_info entries[1] = {{.name = "n", .op = "conv2d", .kind = NULL, .fused = ""}};
+    d = good_desc(), d.nprofile = 1, d.profile = entries;
+    expect_refused(&d, "model 'mem': malformed model descriptor: profile entry 0");
+    entries[0].kind = "direct";
+    netrt_model *v3 = netrt_open_desc(&d, NULL, 0);
+    cr_assert_not_null(v3);
+    cr_expect_eq(netrt_profile_nodes(v3, NULL), 1);
+    netrt_close(v3);
     d = good_desc(), d.desc_size = 16;
     char want[200];
     snprintf(want, sizeof want, "model 'mem': malformed model descriptor: desc_size 16, expected at least %zu",
