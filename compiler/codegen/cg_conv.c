@@ -532,10 +532,14 @@ static void dw_body(Cg *cg, LLVMValueRef item, void *user) {
     Dw *d = user;
     const ConvGeom *g = &d->g;
     int vw = cg->vw;
+    /* item = ((n·OH + oy)·ncv + cv)·np + part: the channel vectors of a row are consecutive
+       items, so a row of input pixels is fetched once for all of them (with the channel vector
+       outermost, each pass over the image read one cache line of every pixel's channels) */
     LLVMValueRef part = cg_remc(cg, item, d->np), r = cg_divc(cg, item, d->np);
-    d->oy = cg_remc(cg, r, g->OH), r = cg_divc(cg, r, g->OH);
-    d->n = cg_remc(cg, r, g->N);
-    LLVMValueRef cv = cg_divc(cg, r, g->N);
+    LLVMValueRef cv = cg_remc(cg, r, d->ncv);
+    r = cg_divc(cg, r, d->ncv);
+    d->oy = cg_remc(cg, r, g->OH);
+    d->n = cg_divc(cg, r, g->OH);
     d->in_base = cg_view_ptr(cg, &d->in, cg_i64(cg, 0));
     d->o.base = cg_view_ptr(cg, &d->o.view, cg_i64(cg, 0));
     d->c0 = cg_mulc(cg, cv, vw);
