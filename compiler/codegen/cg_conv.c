@@ -110,50 +110,80 @@ static int64_t row_cost(const Cg *cg, int K, int64_t OW) {
     return full * tile_cost(P, K) + (rest ? tile_cost(rest, K) : 0);
 }
 
-/* ---- the row of tiles: interior run and border tiles ------------------------------------------ */
+/* ---- the row of tiles: runs of tiles with the same taps, and lone border tiles ---------------- */
 
-typedef void (*TileFn)(Cg *cg, void *ctx, LLVMValueRef x0, int64_t x0c, int64_t width);
+/* A group of consecutive taps kw in [ka, kb) that read the same subset `mask` of a tile's pixels
+ * (bit p: pixel p's input column is inside the image). Interior tiles have one group. */
+typedef struct KwGroup {
+    int64_t ka, kb;
+    uint64_t mask;
+} KwGroup;
 
-/* Does a tile of `w` output columns from x0 read only inside the input for every kw? */
-static bool tile_interior(const ConvGeom *g, int64_t x0, int64_t w) {
-    return x0 * g->sw - g->pw >= 0 && (x0 + w - 1) * g->sw - g->pw + (g->KW - 1) * g->dw <= g->W - 1;
+/* The kw groups of the tile of `w` columns from x0 (a group of taps that read only padding for
+ * every pixel has mask 0); returns their number. */
+static int kw_groups(const ConvGeom *g, int64_t x0, int64_t w, KwGroup *out) {
+    int n = 0;
+    for (int64_t kw = 0; kw < g->KW; kw++) {
+        uint64_t m = 0;
+        for (int64_t p = 0; p < w; p++) {
+            int64_t ix = (x0 + p) * g->sw - g->pw + kw * g->dw;
+            if (ix >= 0 && ix < g->W) m |= 1ull << p;
+        }
+        if (n && out[n - 1].mask == m && out[n - 1].kb == kw) out[n - 1].kb = kw + 1;
+        else out[n++] = (KwGroup){kw, kw + 1, m};
+    }
+    return n;
 }
 
-/* Emit one output row as tiles of width P: the full-width interior tiles as one loop (split into
- * `np` parts by the runtime `part`), every other tile (borders, the narrower last tile) emitted
- * on its own with its column known at compile time, run by part t % np. */
+static bool same_groups(const KwGroup *a, int na, const KwGroup *b, int nb) {
+    if (na != nb) return false;
+    for (int i = 0; i < na; i++)
+        if (a[i].ka != b[i].ka || a[i].kb != b[i].kb || a[i].mask != b[i].mask) return false;
+    return true;
+}
+
+/* Emits one tile of `width` output columns from x0 (a run-time value) with its kw groups. */
+typedef void (*TileFn)(Cg *cg, void *ctx, LLVMValueRef x0, const KwGroup *grp, int ng, int64_t width);
+
+/* Emit one output row as tiles of width P. Consecutive full-width tiles with the same kw groups
+ * (masks are relative to the tile, so their code is the same) are one loop, split into `np` parts
+ * by the runtime `part`: the interior tiles, and, where a large dilation makes every tile a border
+ * tile, the tiles between the borders that read only the middle taps. Any other tile (a lone
+ * border tile, the narrower last one) is emitted on its own, run by part t % np. */
 static void emit_row_tiles(Cg *cg, const ConvGeom *g, int64_t P, int64_t np, LLVMValueRef part, TileFn fn, void *ctx) {
-    int64_t OW = g->OW, ntile = ceil_div64(OW, P), a = -1, b = -1;
-    for (int64_t t = 0; t < ntile; t++)
-        if ((t + 1) * P <= OW && tile_interior(g, t * P, P)) {
-            if (a < 0) a = t;
-            b = t + 1;
+    NETC_ASSERT(P >= 1 && P <= 64);
+    int64_t OW = g->OW, ntile = ceil_div64(OW, P);
+    KwGroup *ga = xcalloc((size_t)g->KW, sizeof *ga), *gb = xcalloc((size_t)g->KW, sizeof *gb);
+    for (int64_t t = 0; t < ntile;) {
+        int64_t w = OW - t * P < P ? OW - t * P : P, e = t + 1;
+        int na = kw_groups(g, t * P, w, ga);
+        while (w == P && (e + 1) * P <= OW) {
+            int nb = kw_groups(g, e * P, P, gb);
+            if (!same_groups(ga, na, gb, nb)) break;
+            e++;
         }
-    for (int64_t t = 0; t < ntile; t++) {
-        if (a >= 0 && t == a) {
-            LLVMValueRef ta = cg_i64(cg, a), tb = cg_i64(cg, b);
-            if (np > 1) { /* part k takes [a + k·cnt/np, a + (k+1)·cnt/np) */
-                int64_t cnt = b - a;
-                ta = cg_addc(cg, cg_divc(cg, cg_mulc(cg, part, cnt), np), a);
-                tb = cg_addc(cg, cg_divc(cg, cg_mulc(cg, cg_addc(cg, part, 1), cnt), np), a);
+        if (e - t > 1) {
+            LLVMValueRef ta = cg_i64(cg, t), tb = cg_i64(cg, e);
+            if (np > 1) { /* part k takes [t + k·cnt/np, t + (k+1)·cnt/np) */
+                int64_t cnt = e - t;
+                ta = cg_addc(cg, cg_divc(cg, cg_mulc(cg, part, cnt), np), t);
+                tb = cg_addc(cg, cg_divc(cg, cg_mulc(cg, cg_addc(cg, part, 1), cnt), np), t);
             }
             CgLoop l;
             cg_loop_begin(cg, &l, ta, tb, 1, "tile");
-            fn(cg, ctx, cg_mulc(cg, l.iv, P), -1, P);
+            fn(cg, ctx, cg_mulc(cg, l.iv, P), ga, na, P);
             cg_loop_end(cg, &l);
-            t = b - 1;
-            continue;
-        }
-        int64_t w = OW - t * P < P ? OW - t * P : P;
-        if (np > 1) {
+        } else if (np > 1) {
             CgIf c;
             cg_if_begin(cg, &c, LLVMBuildICmp(cg->b, LLVMIntEQ, part, cg_i64(cg, t % np), ""), "btile");
-            fn(cg, ctx, cg_i64(cg, t * P), t * P, w);
+            fn(cg, ctx, cg_i64(cg, t * P), ga, na, w);
             cg_if_end(cg, &c);
         } else {
-            fn(cg, ctx, cg_i64(cg, t * P), t * P, w);
+            fn(cg, ctx, cg_i64(cg, t * P), ga, na, w);
         }
+        t = e;
     }
+    free(ga), free(gb);
 }
 
 /* Row parts: split the interior tiles of each row when rows alone give too few work items for an
@@ -163,32 +193,6 @@ static int64_t row_parts(const ConvGeom *g, int64_t rows, int64_t P) {
     if (rows >= 32 || tiles < 2) return 1;
     int64_t np = ceil_div64(32, rows);
     return np < tiles ? np : tiles;
-}
-
-/* A group of consecutive taps kw in [ka, kb) that read the same subset `mask` of a tile's pixels
- * (bit p: pixel p's input column is inside the image). Interior tiles have one group. */
-typedef struct KwGroup {
-    int64_t ka, kb;
-    uint64_t mask;
-} KwGroup;
-
-static int kw_groups(const ConvGeom *g, int64_t x0c, int64_t w, KwGroup *out) {
-    uint64_t all = w >= 64 ? ~0ull : (1ull << w) - 1;
-    if (x0c < 0) {
-        out[0] = (KwGroup){0, g->KW, all};
-        return 1;
-    }
-    int n = 0;
-    for (int64_t kw = 0; kw < g->KW; kw++) {
-        uint64_t m = 0;
-        for (int64_t p = 0; p < w; p++) {
-            int64_t ix = (x0c + p) * g->sw - g->pw + kw * g->dw;
-            if (ix >= 0 && ix < g->W) m |= 1ull << p;
-        }
-        if (n && out[n - 1].mask == m && out[n - 1].kb == kw) out[n - 1].kb = kw + 1;
-        else out[n++] = (KwGroup){kw, kw + 1, m};
-    }
-    return n;
 }
 
 /* ---- dense and grouped convolution --------------------------------------------------------------- */
@@ -243,7 +247,7 @@ static void dense_step(Cg *cg, const Dense *d, LLVMValueRef *acc, int64_t w, uin
     }
 }
 
-static void dense_tile(Cg *cg, void *ctx, LLVMValueRef x0, int64_t x0c, int64_t w) {
+static void dense_tile(Cg *cg, void *ctx, LLVMValueRef x0, const KwGroup *grp, int ng, int64_t w) {
     Dense *d = ctx;
     const ConvGeom *g = &d->g;
     int K = d->v->K;
@@ -251,8 +255,6 @@ static void dense_tile(Cg *cg, void *ctx, LLVMValueRef x0, int64_t x0c, int64_t 
     int64_t kstride = (int64_t)K * cg->vw; /* floats per (kw, ic) step of packed weights */
     LLVMValueRef acc[TILE_MAX_VALS];
     for (int i = 0; i < nacc; i++) acc[i] = cg_vf(cg, 0.0);
-    KwGroup *grp = xcalloc((size_t)g->KW, sizeof *grp);
-    int ng = kw_groups(g, x0c, w, grp);
 
     TileLoop lh;
     tile_loop_begin(cg, &lh, d->kh_lo, d->kh_hi, 1, acc, nacc, "kh");
@@ -302,7 +304,6 @@ static void dense_tile(Cg *cg, void *ctx, LLVMValueRef x0, int64_t x0c, int64_t 
         if (kloop) tile_loop_end(cg, &lw, acc);
     }
     tile_loop_end(cg, &lh, acc);
-    free(grp);
 
     for (int64_t p = 0; p < w; p++) {
         LLVMValueRef ox = cg_addc(cg, x0, p);
@@ -458,7 +459,7 @@ typedef struct Dw {
     int64_t lanes; /* valid channels of the current channel vector */
 } Dw;
 
-static void dw_tile(Cg *cg, void *ctx, LLVMValueRef x0, int64_t x0c, int64_t w) {
+static void dw_tile(Cg *cg, void *ctx, LLVMValueRef x0, const KwGroup *grp, int ng, int64_t w) {
     Dw *d = ctx;
     const ConvGeom *g = &d->g;
     int vw = cg->vw;
@@ -466,8 +467,6 @@ static void dw_tile(Cg *cg, void *ctx, LLVMValueRef x0, int64_t x0c, int64_t w) 
     LLVMValueRef lmask = d->lanes < vw ? cg_mask(cg, d->lanes) : NULL;
     LLVMValueRef acc[TILE_MAX_VALS];
     for (int i = 0; i < nacc; i++) acc[i] = cg_vf(cg, 0.0);
-    KwGroup *grp = xcalloc((size_t)g->KW, sizeof *grp);
-    int ng = kw_groups(g, x0c, w, grp);
     TileLoop lh;
     tile_loop_begin(cg, &lh, d->kh_lo, d->kh_hi, 1, acc, nacc, "kh");
     lh.rolled = true; /* tap loops stay loops: the tile's registers are the budget */
@@ -501,7 +500,6 @@ static void dw_tile(Cg *cg, void *ctx, LLVMValueRef x0, int64_t x0c, int64_t w) 
         if (kloop) tile_loop_end(cg, &lw, acc);
     }
     tile_loop_end(cg, &lh, acc);
-    free(grp);
 
     int64_t out_lanes = d->lanes * d->m; /* valid output channels from c0·m */
     for (int64_t p = 0; p < w; p++) {

@@ -73,6 +73,16 @@ Test(cg_conv, stride_pad_dilation) {
     conv("[1, 4, 6, 6]", "6, kernel=5, pad=4, dilation=3, stride=2");
 }
 
+/* A dilation so large that every tile is a border tile: the tiles between the borders read only
+ * the middle taps and run as one loop; the ASPP head's rate 24 on 33², and wider. */
+Test(cg_conv, every_tile_a_border_tile) {
+    conv("[1, 5, 33, 33]", "7, kernel=3, pad=24, dilation=24, bias=false");
+    conv("[1, 3, 61, 97]", "20, kernel=3, pad=36, dilation=36");
+    conv("[2, 4, 40, 70]", "9, kernel=3, pad=[12, 30], dilation=[12, 30], stride=[1, 2]");
+    conv("[1, 17, 30, 90]", "17, kernel=3, pad=36, dilation=36, groups=17");
+    conv("[1, 16, 9, 200]", "32, kernel=[1, 3], pad=[0, 60], dilation=[1, 60]");
+}
+
 Test(cg_conv, grouped_and_depthwise) {
     conv("[1, 8, 9, 7]", "12, kernel=3, pad=1, groups=2");
     conv("[2, 16, 6, 6]", "16, kernel=3, pad=1, groups=4, bias=false");
