@@ -96,6 +96,7 @@ typedef struct Cg {
     LLVMValueRef fn;
     LLVMValueRef ctx_ptr;       /* in a task function: the {ws, ins, outs} context */
     LLVMValueRef ws, ins, outs; /* loaded from ctx_ptr at the task's entry */
+    LLVMValueRef task_end;      /* in a task function: the end of its chunk [begin, end) of items */
     /* the entry function under construction */
     LLVMValueRef entry_fn, entry_ctx, entry_pool;
     LLVMBasicBlockRef entry_bb;

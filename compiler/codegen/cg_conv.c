@@ -217,6 +217,7 @@ typedef struct Dense {
     /* per work item / row, at run time */
     LLVMValueRef in_base, n, oy, kh_lo, kh_hi, wblk, ic0, oc0;
     LLVMValueRef pf_base; /* this (tile, kh) step's share of the next block's weights */
+    LLVMValueRef pf_next; /* i1: the next block's first item is in this task's chunk */
     const Variant *v;
 } Dense;
 
@@ -271,7 +272,10 @@ static void dense_tile(Cg *cg, void *ctx, LLVMValueRef x0, const KwGroup *grp, i
         LLVMValueRef t = cg_divc(cg, x0, d->v->P);
         LLVMValueRef row = cg_add(cg, cg_mulc(cg, d->n, g->OH), d->oy);
         LLVMValueRef seq = cg_add(cg, cg_mulc(cg, cg_add(cg, cg_mulc(cg, row, ceil_div64(g->OW, d->v->P)), t), g->KH), lh.iv);
-        d->pf_base = cg_gep(cg, d->wblk, cg_addc(cg, cg_mulc(cg, seq, d->pf_chunk), d->wblock));
+        /* the next block's weights when this chunk of items runs it too; else (another thread's
+           block, or none) this block's own, which costs nothing */
+        LLVMValueRef next = LLVMBuildSelect(cg->b, d->pf_next, cg_i64(cg, d->wblock), cg_i64(cg, 0), "");
+        d->pf_base = cg_gep(cg, d->wblk, cg_add(cg, cg_mulc(cg, seq, d->pf_chunk), next));
     }
     for (int gi = 0; gi < ng; gi++) {
         const KwGroup *kg = &grp[gi];
@@ -322,6 +326,10 @@ static void dense_body(Cg *cg, LLVMValueRef item, void *user) {
     d->oy = cg_remc(cg, r, g->OH), r = cg_divc(cg, r, g->OH);
     d->n = cg_remc(cg, r, g->N), r = cg_divc(cg, r, g->N);
     LLVMValueRef blk = cg_remc(cg, r, d->nblk), grp = cg_divc(cg, r, d->nblk);
+    if (d->pf_step) { /* items run block by block: block b's are [b·N·OH·np, (b+1)·N·OH·np) */
+        LLVMValueRef first_next = cg_mulc(cg, cg_addc(cg, r, 1), g->N * g->OH * d->np);
+        d->pf_next = LLVMBuildICmp(cg->b, LLVMIntSLT, first_next, cg->task_end, "pf_next");
+    }
     d->in_base = cg_view_ptr(cg, &d->in, cg_i64(cg, 0));
     d->o.base = cg_view_ptr(cg, &d->o.view, cg_i64(cg, 0));
     d->ic0 = cg_mulc(cg, grp, g->cpg);

@@ -428,8 +428,9 @@ void cg_parallel(Cg *cg, const char *name, int64_t n, CgBodyFn body, void *user)
     cg->ws = LLVMBuildLoad2(cg->b, cg->t_ptr, LLVMBuildStructGEP2(cg->b, cg->t_ctx, ctxp, 0, ""), "ws");
     cg->ins = LLVMBuildLoad2(cg->b, cg->t_ptr, LLVMBuildStructGEP2(cg->b, cg->t_ctx, ctxp, 1, ""), "ins");
     cg->outs = LLVMBuildLoad2(cg->b, cg->t_ptr, LLVMBuildStructGEP2(cg->b, cg->t_ctx, ctxp, 2, ""), "outs");
+    cg->task_end = LLVMGetParam(fn, 2);
     CgLoop l;
-    cg_loop_begin(cg, &l, LLVMGetParam(fn, 1), LLVMGetParam(fn, 2), 1, "item");
+    cg_loop_begin(cg, &l, LLVMGetParam(fn, 1), cg->task_end, 1, "item");
     body(cg, l.iv, user);
     cg_loop_end(cg, &l);
     LLVMBuildRetVoid(cg->b);
