@@ -398,11 +398,14 @@ static void flatten_gemm(Dense *d) {
     g->N = g->H = g->OH = 1;
 }
 
-static bool conv_dense(Cg *cg, const Node *n, const ConvGeom *geo) {
-    Dense d = {.g = *geo, .in = cg->views[n->in[0]]};
+/* Everything of a dense conv but its dispatch: the tile choice, the packed weights. `in` is
+ * where it reads (isN, isH, isW its pixel strides); `flatten` lets a 1×1 conv run as one long row.
+ * Returns the number of work items. */
+static int64_t dense_setup(Cg *cg, const Node *n, const ConvGeom *geo, Dense *dp, const CgView *in, int64_t isN,
+                           int64_t isH, int64_t isW, bool flatten) {
+    Dense d = {.g = *geo, .in = *in, .isN = isN, .isH = isH, .isW = isW};
     d.o = conv_out(cg, n, geo->O);
-    d.isN = d.in.stride[0], d.isH = d.in.stride[2], d.isW = d.in.stride[3];
-    flatten_gemm(&d);
+    if (flatten) flatten_gemm(&d);
     const ConvGeom *g = &d.g;
     int vw = cg->vw;
     /* choose K: the fewest estimated cycles per row over the group's blocks */
@@ -446,7 +449,15 @@ static bool conv_dense(Cg *cg, const Node *n, const ConvGeom *geo) {
     snprintf(name, sizeof name, "w.%s.weight", n->name);
     d.w = cg_weights(cg, packed, count, name);
     free(packed);
-    cg_parallel(cg, g->groups > 1 ? "conv2d_grouped" : "conv2d", rows * d.np, dense_body, &d);
+    *dp = d;
+    return rows * d.np;
+}
+
+static bool conv_dense(Cg *cg, const Node *n, const ConvGeom *geo) {
+    const CgView *in = &cg->views[n->in[0]];
+    Dense d;
+    int64_t items = dense_setup(cg, n, geo, &d, in, in->stride[0], in->stride[2], in->stride[3], true);
+    cg_parallel(cg, geo->groups > 1 ? "conv2d_grouped" : "conv2d", items, dense_body, &d);
     return true;
 }
 
@@ -567,10 +578,10 @@ static void dw_body(Cg *cg, LLVMValueRef item, void *user) {
     }
 }
 
-static bool conv_depthwise(Cg *cg, const Node *n, const ConvGeom *geo) {
+/* Everything of a depthwise conv but its dispatch, writing through `o`; returns the work items. */
+static int64_t dw_setup(Cg *cg, const Node *n, const ConvGeom *geo, Dw *dp, ConvOut o) {
     int vw = cg->vw;
-    Dw d = {.g = *geo, .in = cg->views[n->in[0]], .m = geo->opg};
-    d.o = conv_out(cg, n, geo->O);
+    Dw d = {.g = *geo, .in = cg->views[n->in[0]], .m = geo->opg, .o = o};
     d.isN = d.in.stride[0], d.isH = d.in.stride[2], d.isW = d.in.stride[3];
     d.ncv = ceil_div64(geo->C, vw);
     d.cpad = d.ncv * vw;
@@ -592,7 +603,118 @@ static bool conv_depthwise(Cg *cg, const Node *n, const ConvGeom *geo) {
     snprintf(name, sizeof name, "w.%s.weight", n->name);
     d.w = cg_weights(cg, p, count, name);
     free(p);
-    cg_parallel(cg, "conv2d_depthwise", rows * d.np, dw_body, &d);
+    *dp = d;
+    return rows * d.np;
+}
+
+static bool conv_depthwise(Cg *cg, const Node *n, const ConvGeom *geo) {
+    Dw d;
+    int64_t items = dw_setup(cg, n, geo, &d, conv_out(cg, n, geo->O));
+    cg_parallel(cg, "conv2d_depthwise", items, dw_body, &d);
+    return true;
+}
+
+/* ---- a depthwise conv row by row inside the 1×1 conv that reads it (fuse-dw) ------------------------- */
+
+/* One work item is one output row (n, oy) of both: the depthwise kernel writes the row, with its
+ * epilogue, into a buffer on the stack (OW pixels of cpad channels, the tail lanes unwritten and
+ * never read), then the dense kernel runs the 1×1 conv over that row as its input and stores
+ * through its own view and epilogue. The same tiles and sums as the two kernels apart. */
+typedef struct DwRows {
+    Dw dw;
+    Dense pw;
+    LLVMValueRef row; /* the buffer, allocated once per task */
+} DwRows;
+
+static void dw_rows_body(Cg *cg, LLVMValueRef item, void *user) {
+    DwRows *f = user;
+    Dw *d = &f->dw;
+    Dense *e = &f->pw;
+    int vw = cg->vw;
+    LLVMValueRef zero = cg_i64(cg, 0);
+    d->oy = cg_remc(cg, item, d->g.OH);
+    d->n = cg_divc(cg, item, d->g.OH);
+    d->in_base = cg_view_ptr(cg, &d->in, zero);
+    d->o.base = f->row;
+    tap_range(cg, d->oy, d->g.sh, d->g.ph, d->g.dh, d->g.KH, d->g.H, &d->kh_lo, &d->kh_hi);
+    int64_t nfull = d->g.C / vw, rest = d->g.C - nfull * vw;
+    if (nfull) {
+        CgLoop l;
+        cg_loop_begin(cg, &l, zero, cg_i64(cg, nfull), 1, "cv");
+        d->c0 = cg_mulc(cg, l.iv, vw);
+        d->lanes = vw;
+        emit_row_tiles(cg, &d->g, d->P, 1, zero, dw_tile, d);
+        cg_loop_end(cg, &l);
+    }
+    if (rest) {
+        d->c0 = cg_i64(cg, nfull * vw);
+        d->lanes = rest;
+        emit_row_tiles(cg, &d->g, d->P, 1, zero, dw_tile, d);
+    }
+
+    e->oy = d->oy, e->n = d->n;
+    e->in_base = f->row;
+    e->o.base = cg_view_ptr(cg, &e->o.view, zero);
+    e->ic0 = zero;
+    e->kh_lo = zero, e->kh_hi = cg_i64(cg, 1);
+    int64_t bw = (int64_t)e->var[0].K * vw;
+    if (e->nfull) {
+        CgLoop l;
+        cg_loop_begin(cg, &l, zero, cg_i64(cg, e->nfull), 1, "blk");
+        e->v = &e->var[0];
+        e->wblk = cg_gep(cg, e->w, cg_mulc(cg, l.iv, e->wblock));
+        e->oc0 = cg_mulc(cg, l.iv, bw);
+        emit_row_tiles(cg, &e->g, e->v->P, 1, zero, dense_tile, e);
+        cg_loop_end(cg, &l);
+    }
+    if (e->nblk > e->nfull) {
+        e->v = &e->var[1];
+        e->wblk = cg_gep(cg, e->w, cg_i64(cg, e->nfull * e->wblock));
+        e->oc0 = cg_i64(cg, e->nfull * bw);
+        emit_row_tiles(cg, &e->g, e->v->P, 1, zero, dense_tile, e);
+    }
+}
+
+/* An alloca of n floats in the task function's entry block (so once per task, not per item). */
+static LLVMValueRef task_buffer(Cg *cg, int64_t n, const char *name) {
+    LLVMBasicBlockRef cur = LLVMGetInsertBlock(cg->b), entry = LLVMGetEntryBasicBlock(cg->fn);
+    LLVMValueRef first = LLVMGetFirstInstruction(entry);
+    if (first) LLVMPositionBuilderBefore(cg->b, first);
+    else LLVMPositionBuilderAtEnd(cg->b, entry);
+    LLVMValueRef a = LLVMBuildAlloca(cg->b, LLVMArrayType2(cg->t_f32, (uint64_t)n), name);
+    LLVMSetAlignment(a, 64);
+    LLVMPositionBuilderAtEnd(cg->b, cur);
+    return a;
+}
+
+typedef struct DwRowsSetup {
+    DwRows *f;
+    int64_t row_floats;
+} DwRowsSetup;
+
+static void dw_rows_task(Cg *cg, LLVMValueRef item, void *user) {
+    DwRowsSetup *s = user;
+    if (!s->f->row) s->f->row = task_buffer(cg, s->row_floats, "dwrow");
+    dw_rows_body(cg, item, s->f);
+}
+
+static bool conv_dw_rows(Cg *cg, const Node *p, const Node *dn) {
+    ConvGeom gd = conv_geom(cg->g, dn), gp = conv_geom(cg->g, p);
+    NETC_ASSERT(gd.groups == gd.C && gd.opg == 1 && gp.KH == 1 && gp.KW == 1 && gp.sh == 1 && gp.sw == 1);
+    NETC_ASSERT(cg->views[dn->in[0]].stride[1] == 1 && (cg->views[p->out].stride[1] == 1 || gp.O == 1));
+    DwRows f = {0};
+    int64_t cpad = ceil_div64(gd.C, cg->vw) * cg->vw;
+    /* the row buffer as the depthwise kernel's output: pixel ox at ox·cpad, channels innermost */
+    ConvOut o = {.n = dn, .bias = padded_bias(cg, dn, gd.O), .sC = 1, .sW = cpad};
+    dw_setup(cg, dn, &gd, &f.dw, o);
+    f.dw.np = 1;
+    /* ... and as the 1×1 conv's input, one row of OW pixels */
+    dense_setup(cg, p, &gp, &f.pw, &cg->views[p->in[0]], 0, 0, cpad, false);
+    f.pw.np = 1;
+    f.pw.pf_step = 0;
+    f.pw.merge = f.pw.g.dw * f.pw.isW == f.pw.g.cpg;
+    DwRowsSetup s = {&f, gd.OW * cpad};
+    cg_parallel(cg, "conv2d_dw_rows", gd.N * gd.OH, dw_rows_task, &s);
     return true;
 }
 
@@ -660,6 +782,8 @@ bool cg_kernel_conv2d(Cg *cg, const Node *n) {
     ConvGeom g = conv_geom(cg->g, n);
     const CgView *in = &cg->views[n->in[0]], *out = &cg->views[n->out];
     bool chans = (in->stride[1] == 1 || g.C == 1) && (out->stride[1] == 1 || g.O == 1);
+    if (n->algo == CONV_ALGO_DW_IN_CONSUMER) return true; /* computed by the next node */
+    if (n->algo == CONV_ALGO_DW_ROWS) return conv_dw_rows(cg, n, ir_node(cg->g, ir_tensor(cg->g, n->in[0])->producer));
     if (!chans) return conv_scalar(cg, n, &g);
     if (n->algo == CONV_ALGO_WINOGRAD43 && in->stride[1] == 1 && out->stride[1] == 1) return cg_winograd_conv2d(cg, n);
     if (g.groups > 1 && g.cpg == 1 && g.opg <= 4) return conv_depthwise(cg, n, &g);

@@ -42,6 +42,8 @@ void ir_write_dot(const Graph *g, const Plan *plan, FILE *f) {
         if (n->inplace) fprintf(f, "\\nin place");
         if (n->concat_elim) fprintf(f, "\\ninputs written in place");
         if (n->algo == CONV_ALGO_WINOGRAD43) fprintf(f, "\\nwinograd F(4,3)");
+        if (n->algo == CONV_ALGO_DW_IN_CONSUMER) fprintf(f, "\\nrows computed by its consumer");
+        if (n->algo == CONV_ALGO_DW_ROWS) fprintf(f, "\\ncomputes its input row by row");
         if (n->loc.line) fprintf(f, "\\nline %d", n->loc.line);
         fprintf(f, "\"];\n");
         for (int k = 0; k < n->nin; k++) {

@@ -364,6 +364,42 @@ bool ir_winograd_eligible(const Graph *g, const Node *n) {
     return k[0] == 3 && k[1] == 3 && s[0] == 1 && s[1] == 1 && dl[0] == 1 && dl[1] == 1;
 }
 
+static bool conv_is(const Node *n, int64_t kernel, int64_t stride, int64_t pad) {
+    int64_t k[2], s[2], p[2];
+    ir_attr_pair(n, "kernel", k);
+    ir_attr_pair(n, "stride", s);
+    ir_attr_pair(n, "pad", p);
+    return k[0] == kernel && k[1] == kernel && s[0] == stride && s[1] == stride && p[0] == pad && p[1] == pad;
+}
+
+const Node *ir_dw_rows_producer(const Graph *g, const Node *p) {
+    if (p->dead || p->op != OP_CONV2D || p->nin < 1 || ir_attr_int(p, "groups") != 1 || !conv_is(p, 1, 1, 0))
+        return NULL;
+    const Tensor *t = ir_tensor(g, p->in[0]);
+    if (t->kind != TK_VALUE || t->rank != 4 || t->alias >= 0 || t->producer < 0 || t->producer >= p->id) return NULL;
+    const Node *d = ir_node(g, t->producer);
+    if (d->dead || d->op != OP_CONV2D || d->inplace) return NULL;
+    int64_t C = ir_tensor(g, d->in[0])->shape[1];
+    if (ir_attr_int(d, "groups") != C || t->shape[1] != C) return NULL;
+    for (int k = 0; k < d->nepi; k++)
+        if (d->epi[k].residual >= 0) return NULL;
+    for (int i = 0; i < g->noutputs; i++)
+        if (g->outputs[i] == t->id) return NULL;
+    for (int i = d->id + 1; i < p->id; i++) /* d is the live node just before p */
+        if (!ir_node(g, i)->dead) return NULL;
+    for (int i = 0; i < g->nodes.len; i++) { /* p is t's only reader */
+        const Node *x = ir_node(g, i);
+        if (x->dead) continue;
+        for (int k = 0; k < x->nin; k++)
+            if (x->in[k] == t->id && x != p) return NULL;
+        for (int k = 0; k < x->nepi; k++)
+            if (x->epi[k].residual == t->id) return NULL;
+    }
+    for (int k = 1; k < p->nin; k++)
+        if (p->in[k] == t->id) return NULL;
+    return d;
+}
+
 /* An in-place node overwrites in[0]: unsafe when that is a graph input or output, or when a
  * node after it (or an epilogue) still reads it. */
 bool ir_inplace_unsafe(const Graph *g, const Node *n, const Node **later) {
@@ -517,10 +553,24 @@ bool ir_verify(Graph *g, Diags *d, bool need_data) {
         else if (n->inplace && (ir_tensor(g, n->in[0])->alias >= 0 || ir_tensor(g, n->out)->alias >= 0))
             ir_node_error(d, n, "verifier: %s '%s' is in place and reads or writes a concat slice (one storage each)",
                           o->name, n->name);
-        if (n->algo != CONV_ALGO_DIRECT && n->nin >= 1 && n->in[0] >= 0 && n->in[0] < nt &&
-            (n->algo != CONV_ALGO_WINOGRAD43 || !ir_winograd_eligible(g, n)))
-            ir_node_error(d, n, "verifier: %s '%s' is marked for Winograd F(4,3) (algo %d) but is no 3x3, stride-1, "
-                          "dilation-1, ungrouped conv2d", o->name, n->name, n->algo);
+        if (n->algo == CONV_ALGO_WINOGRAD43) {
+            if (n->nin >= 1 && n->in[0] >= 0 && n->in[0] < nt && !ir_winograd_eligible(g, n))
+                ir_node_error(d, n, "verifier: %s '%s' is marked for Winograd F(4,3) (algo %d) but is no 3x3, stride-1, "
+                              "dilation-1, ungrouped conv2d", o->name, n->name, n->algo);
+        } else if (n->algo == CONV_ALGO_DW_ROWS && n->nin >= 1 && n->in[0] >= 0 && n->in[0] < nt) {
+            const Node *dw = ir_dw_rows_producer(g, n);
+            if (!dw || dw->algo != CONV_ALGO_DW_IN_CONSUMER)
+                ir_node_error(d, n, "verifier: %s '%s' computes its input's producer row by row but is no 1x1 conv "
+                              "right after a depthwise conv marked for it, read by it alone", o->name, n->name);
+        } else if (n->algo == CONV_ALGO_DW_IN_CONSUMER) {
+            const Node *p = NULL;
+            for (int j = n->id + 1; j < g->nodes.len && !p; j++)
+                if (!ir_node(g, j)->dead) p = ir_node(g, j);
+            if (!p || p->algo != CONV_ALGO_DW_ROWS || ir_dw_rows_producer(g, p) != n)
+                ir_node_error(d, n, "verifier: %s '%s' is to be computed inside its consumer, but the next node is no "
+                              "1x1 conv doing that", o->name, n->name);
+        } else if (n->algo != CONV_ALGO_DIRECT)
+            ir_node_error(d, n, "verifier: %s '%s' has an unknown algorithm %d", o->name, n->name, n->algo);
         if (ready[n->out]) ir_node_error(d, n, "verifier: tensor '%s' is produced twice", ir_tensor(g, n->out)->name);
         ready[n->out] = 1;
     }
@@ -655,6 +705,8 @@ void ir_print(const Graph *g, FILE *out) {
         if (n->inplace) fprintf(out, "  [in place of %%%s]", ir_tensor(g, n->in[0])->name);
         if (n->concat_elim) fputs("  [inputs written in place]", out);
         if (n->algo == CONV_ALGO_WINOGRAD43) fputs("  [winograd F(4,3)]", out);
+        if (n->algo == CONV_ALGO_DW_IN_CONSUMER) fputs("  [rows computed by its consumer]", out);
+        if (n->algo == CONV_ALGO_DW_ROWS) fputs("  [computes its input row by row]", out);
         if (t->alias >= 0)
             fprintf(out, "  [slice of %%%s at %lld]", ir_tensor(g, t->alias)->name, (long long)t->alias_offset);
         fputc('\n', out);

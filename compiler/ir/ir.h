@@ -119,11 +119,19 @@ typedef struct Node {
     EpiOp epi[IR_MAX_EPI];
     bool inplace;     /* the output reuses the storage of in[0] (an elementwise op) */
     bool concat_elim; /* concat: the inputs were written straight into their slices */
-    int algo;         /* conv2d: CONV_ALGO_DIRECT, CONV_ALGO_WINOGRAD43 (the winograd pass) */
+    int algo;         /* conv2d: CONV_ALGO_* (the winograd and fuse-dw passes) */
 } Node;
 
-/* How a conv2d is computed (Node.algo). The interpreter always computes directly. */
-enum { CONV_ALGO_DIRECT = 0, CONV_ALGO_WINOGRAD43 = 1 /* F(4×4, 3×3): 6×6 input tiles */ };
+/* How a conv2d is computed (Node.algo). The interpreter always computes directly.
+ * CONV_ALGO_DW_IN_CONSUMER: a depthwise conv whose output is never stored: its only reader, the
+ * next node (CONV_ALGO_DW_ROWS, a 1×1 conv), computes it one output row at a time into a buffer
+ * of one row and consumes the row at once (fuse-dw). */
+enum {
+    CONV_ALGO_DIRECT = 0,
+    CONV_ALGO_WINOGRAD43 = 1, /* F(4×4, 3×3): 6×6 input tiles */
+    CONV_ALGO_DW_IN_CONSUMER = 2,
+    CONV_ALGO_DW_ROWS = 3
+};
 
 typedef struct Graph {
     Arena arena;      /* names, attribute lists, node input arrays */
@@ -214,6 +222,13 @@ int64_t ir_node_weight_count(const Graph *g, const Node *n);
 /* May node n run as Winograd F(4,3)? A conv2d with a 3×3 kernel, stride 1, dilation 1 and
  * groups 1 (any padding) on rank-4 tensors. Whether it pays is the pass's decision. */
 bool ir_winograd_eligible(const Graph *g, const Node *n);
+
+/* May the 1×1 conv p compute its input's producer row by row (fuse-dw)? Returns that producer
+ * when: p is an ungrouped 1×1, stride-1, unpadded conv2d; its input is the output of a depthwise
+ * conv2d (groups = input channels = output channels) that is the live node just before p in the
+ * schedule, with no residual add in its epilogue; and that output is read by p alone, is no graph
+ * output and no concat slice. NULL otherwise. Whether it pays is the pass's decision. */
+const Node *ir_dw_rows_producer(const Graph *g, const Node *p);
 
 /* Drop dead nodes from the schedule (kept in g->removed) and renumber; tensors no longer
  * referenced stay (harmless). */

@@ -13,7 +13,8 @@
  * replaces a node hands its concat slice on to the replacement; inplace never overwrites or
  * produces a slice; winograd only chooses how a conv is computed, Node.algo, and the kernel's
  * store step honours epilogues and slices; split3x3 replacing such a conv drops the choice with
- * it). */
+ * it; a depthwise conv fuse-dw put inside its 1x1 reader is read by that conv alone, so no pass
+ * fuses into it or between the two, and split3x3 and winograd leave it). */
 const PassInfo pass_table[] = {
     {"fold-bn", pass_fold_bn, GF_WEIGHTS, GF_ANY, 0,
      "conv/linear + batchnorm -> conv/linear with folded weights"},
@@ -25,6 +26,8 @@ const PassInfo pass_table[] = {
      "activations and residual adds into the producer's epilogue"},
     {"inplace", pass_inplace, 0, GF_ANY, GF_INPLACE, "elementwise ops overwrite their input where safe"},
     {"concat-elim", pass_concat_elim, 0, GF_ANY, GF_SLICES, "producers write straight into their concat slice"},
+    {"fuse-dw", pass_fuse_dw, 0, GF_ANY, GF_DW_ROWS,
+     "depthwise conv computed row by row inside the 1x1 conv reading it, never stored"},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 enum { NPASSES = sizeof pass_table / sizeof *pass_table - 1 };
@@ -35,6 +38,7 @@ const char *pass_fact_name(unsigned fact) {
     case GF_EPILOGUES: return "fused epilogues";
     case GF_INPLACE: return "in-place nodes";
     case GF_SLICES: return "concat slices";
+    case GF_DW_ROWS: return "depthwise convs computed by their reader";
     default: return "?";
     }
 }
@@ -51,6 +55,7 @@ unsigned pass_graph_facts(const Graph *g) {
         if (n->dead) continue;
         if (n->nepi) f |= GF_EPILOGUES;
         if (n->inplace) f |= GF_INPLACE;
+        if (n->algo == CONV_ALGO_DW_ROWS) f |= GF_DW_ROWS;
     }
     return f;
 }
@@ -60,8 +65,8 @@ unsigned pass_graph_facts(const Graph *g) {
 static const char *const levels[4] = {
     "",
     "fold-bn,fuse-act",
-    "fold-bn,split3x3,winograd,fuse-act,inplace,concat-elim",
-    "fold-bn,split3x3,winograd,fuse-act,inplace,concat-elim",
+    "fold-bn,split3x3,winograd,fuse-act,inplace,concat-elim,fuse-dw",
+    "fold-bn,split3x3,winograd,fuse-act,inplace,concat-elim,fuse-dw",
 };
 
 const char *const *pass_names(void) {
@@ -212,7 +217,8 @@ static double now_ms(void) {
 bool passes_run(Graph *g, const PassOptions *o, Diags *d, FILE *report) {
     char list[1024];
     effective_list(o, list, sizeof list);
-    PassCtx c = {.d = d, .split_tol = o->split_tol, .winograd_tol = o->winograd_tol, .budget = o->pass_limit,
+    PassCtx c = {.d = d, .split_tol = o->split_tol, .winograd_tol = o->winograd_tol,
+                 .fuse_dw_min_bytes = o->fuse_dw_min_bytes, .budget = o->pass_limit,
                  .stats = o->stats ? report : NULL};
     if (o->print_after && (!strcmp(o->print_after, "all") || !strcmp(o->print_after, "lower"))) {
         fprintf(report, "; IR after lower\n");

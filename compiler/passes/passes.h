@@ -15,6 +15,7 @@ typedef struct PassCtx {
     Diags *d;
     double split_tol;  /* split3x3: relative Frobenius error allowed per layer */
     double winograd_tol; /* winograd: max|Δ|/max|ref| allowed per layer (measured on a patch) */
+    int64_t fuse_dw_min_bytes; /* fuse-dw: the smallest depthwise output fused; 0: the default, < 0: any */
     int64_t budget;    /* rewrites left (--pass-limit); < 0: unlimited */
     int64_t rewrites;  /* rewrites applied so far */
     FILE *stats;       /* --stats: per-pass lines go here; NULL: none */
@@ -32,9 +33,10 @@ enum {
     GF_EPILOGUES = 1 << 1, /* nodes carry fused epilogues (Node.epi: activations, residual adds) */
     GF_INPLACE = 1 << 2,   /* nodes write over their input (Node.inplace) */
     GF_SLICES = 1 << 3,    /* tensors are stored as slices of a concat's output (Tensor.alias) */
-    GF_COUNT = 4,
+    GF_DW_ROWS = 1 << 4,   /* depthwise convs computed row by row inside their 1x1 reader (Node.algo) */
+    GF_COUNT = 5,
     GF_BENIGN = GF_WEIGHTS, /* facts every pass copes with: never a reason to refuse */
-    GF_ANY = GF_EPILOGUES | GF_INPLACE | GF_SLICES /* `handles` of a pass that copes with all */
+    GF_ANY = GF_EPILOGUES | GF_INPLACE | GF_SLICES | GF_DW_ROWS /* `handles` of a pass that copes with all */
 };
 
 /* A pass's contract, as data (QBE's requires / maintains / breaks, made executable). The pass
@@ -68,7 +70,10 @@ bool pass_fuse_act(Graph *g, PassCtx *c);
 bool pass_inplace(Graph *g, PassCtx *c);
 bool pass_concat_elim(Graph *g, PassCtx *c);
 bool pass_winograd(Graph *g, PassCtx *c);
+bool pass_fuse_dw(Graph *g, PassCtx *c);
 
+/* fuse-dw's threshold: depthwise outputs under 512 KiB stay in L2 between the two kernels */
+#define PASS_FUSE_DW_MIN_BYTES_DEFAULT (512 * 1024)
 /* --winograd-tol's default: F(4,3) in float measures 2-6e-6 on ResNet-18's layers (direct ~1e-7) */
 #define PASS_WINOGRAD_TOL_DEFAULT 1e-5
 
@@ -88,6 +93,7 @@ typedef struct PassOptions {
     int64_t pass_limit;       /* --pass-limit=N; < 0: none */
     double split_tol;         /* --split-tol */
     double winograd_tol;      /* --winograd-tol (0 declines every layer: set it) */
+    int64_t fuse_dw_min_bytes; /* fuse-dw's threshold (0: the default; < 0: fuse every pair) */
     bool verify;              /* run the verifier after every pass (tests, debug builds) */
     const PassInfo *table;    /* NULL: pass_table (tests and experiments bring their own) */
     struct Times *times;      /* with time_passes: each pass's time goes here (else printed) */

@@ -442,6 +442,10 @@ bool pass_split3x3(Graph *g, PassCtx *c) {
         int64_t groups = ir_attr_int(n, "groups");
         const Tensor *x = ir_tensor(g, n->in[0]);
         bool changed;
+        if (n->algo == CONV_ALGO_DW_IN_CONSUMER) {
+            pass_stat(c, "%s declined: computed row by row inside the 1x1 conv reading it (fuse-dw)", n->name);
+            continue;
+        }
         if (groups == 1) {
             changed = split_dense(g, c, n, i, &q, decl, ndecl, &splits);
         } else if (groups == x->shape[1] && q.co == groups) {

@@ -153,6 +153,7 @@ bool pass_winograd(Graph *g, PassCtx *c) {
             chosen++;
             continue;
         }
+        if (n->algo != CONV_ALGO_DIRECT) continue; /* fuse-dw computes it inside its reader */
         char why[160];
         if (!ir_winograd_eligible(g, n)) {
             ir_attr_pair(n, "stride", s);

@@ -75,6 +75,11 @@ void plan_graph(const Graph *g, Plan *p) {
     for (int k = 0; k < nn; k++) {
         const Node *n = ir_node(g, k);
         if (n->dead) continue;
+        if (n->algo == CONV_ALGO_DW_IN_CONSUMER) continue; /* never stored: the next node computes it */
+        if (n->algo == CONV_ALGO_DW_ROWS) { /* ... from the depthwise conv's inputs, read now */
+            const Node *dw = ir_node(g, ir_tensor(g, n->in[0])->producer);
+            for (int j = 0; j < dw->nin; j++) p->slots[dw->in[j]].last = k + 1;
+        }
         if (n->inplace) link[n->out] = n->in[0];
         PlanSlot *o = &p->slots[n->out];
         o->kind = PLAN_WS, o->first = k + 1;

@@ -236,3 +236,61 @@ Test(cg_conv, fused_epilogues) {
                 "d = conv2d(c, 9, kernel=3, pad=1)\noutput d\n",
                 "convs writing into a concat's slices", 0);
 }
+
+/* fuse-dw (forced: every pair, whatever its size): a depthwise conv computed row by row inside
+ * the 1×1 conv reading it, against the interpreter on the graph before the passes. `want`: the
+ * pairs expected. */
+static void check_dw_rows(const char *src, const char *what, int want) {
+    for (int opt = tu_min_opt(0); opt <= 2; opt += 2) {
+        Graph *ref = tu_load_text(src, 8), *g = tu_load_text(src, 8);
+        cr_assert(ref && g, "%s: does not load", what);
+        Diags d;
+        diags_init(&d);
+        PassOptions o = {.list = "fold-bn,fuse-act,concat-elim,fuse-dw", .fuse_dw_min_bytes = -1, .pass_limit = -1,
+                         .verify = true};
+        cr_assert(passes_run(g, &o, &d, stderr), "%s: passes failed", what);
+        diags_free(&d);
+        int pairs = 0;
+        for (int i = 0; i < g->nodes.len; i++) pairs += !ir_node(g, i)->dead && ir_node(g, i)->algo == CONV_ALGO_DW_ROWS;
+        cr_expect_eq(pairs, want, "%s: %d pairs fused, expected %d", what, pairs, want);
+        double e = tu_compiled_vs_interp_ref(g, ref, opt, TU_SERIAL_AND_POOL, 23);
+        cr_expect(e >= 0 && e <= 1e-5, "%s at -O%d, serial and 2 threads: rel.err %g", what, opt, e);
+        ir_graph_free(g);
+        ir_graph_free(ref);
+    }
+}
+
+static void dw_rows(const char *shape, const char *dw, const char *pw) {
+    char src[512], what[256];
+    snprintf(src, sizeof src, "input x: %s\na = conv2d(x, %s)\nb = conv2d(a, %s)\noutput b\n", shape, dw, pw);
+    snprintf(what, sizeof what, "%s: conv2d(%s) -> conv2d(%s)", shape, dw, pw);
+    check_dw_rows(src, what, 1);
+}
+
+Test(cg_conv, depthwise_rows_in_a_1x1_conv) {
+    dw_rows("[1, 1, 5, 7]", "1, kernel=3, pad=1, groups=1", "3, kernel=1");
+    dw_rows("[1, 3, 2, 2]", "3, kernel=3, pad=1, groups=3", "17, kernel=1");
+    dw_rows("[1, 17, 1, 1]", "17, kernel=3, pad=1, groups=17", "100, kernel=1, bias=false");
+    dw_rows("[2, 100, 5, 7]", "100, kernel=3, stride=2, pad=1, groups=100", "3, kernel=1");
+    dw_rows("[1, 17, 57, 57]", "17, kernel=3, pad=1, groups=17", "24, kernel=1");
+    dw_rows("[1, 32, 57, 57]", "32, kernel=3, stride=2, pad=1, groups=32, bias=false", "16, kernel=1");
+    dw_rows("[1, 40, 13, 11]", "40, kernel=5, pad=2, groups=40", "80, kernel=1");
+    dw_rows("[1, 24, 15, 15]", "24, kernel=3, pad=6, dilation=6, groups=24", "1, kernel=1");
+    dw_rows("[1, 144, 9, 30]", "144, kernel=3, pad=[0, 1], groups=144", "24, kernel=1");
+}
+
+/* MobileNetV2's block: 1x1 expand, depthwise, 1x1 project with the residual add; epilogues on
+ * both convs of the pair; the 1x1 conv writing into a concat slice. */
+Test(cg_conv, depthwise_rows_with_epilogues_and_slices) {
+    check_dw_rows("input x: [1, 24, 19, 21]\n"
+                  "e = conv2d(x, 144, kernel=1, bias=false)\neb = batchnorm(e)\ner = relu6(eb)\n"
+                  "d = conv2d(er, 144, kernel=3, pad=1, groups=144, bias=false)\ndb = batchnorm(d)\ndr = relu6(db)\n"
+                  "p = conv2d(dr, 24, kernel=1, bias=false)\npb = batchnorm(p)\ny = add(pb, x)\noutput y\n",
+                  "inverted residual", 1);
+    check_dw_rows("input x: [2, 20, 11, 9]\n"
+                  "d = conv2d(x, 20, kernel=3, stride=2, pad=1, groups=20)\nh = hardswish(d)\n"
+                  "p = conv2d(h, 12, kernel=1)\nq = prelu(p, num_parameters=12)\n"
+                  "d2 = conv2d(x, 20, kernel=3, stride=2, pad=1, groups=20)\np2 = conv2d(d2, 7, kernel=1)\n"
+                  "c = concat(q, p2, axis=1)\noutput c\n",
+                  "epilogues, concat slices", 2);
+}

@@ -984,10 +984,10 @@ static char *render(const GGraph *G, size_t *len) { return render_text(G, len, f
 
 /* ---- checking one graph (in a child process) --------------------------------------------- */
 
-enum { RW_FOLD, RW_SPLIT, RW_WINOGRAD, RW_FUSE_ACT, RW_FUSE_RES, RW_INPLACE, RW_CONCAT, RW_CONCAT_IN, NRW };
+enum { RW_FOLD, RW_SPLIT, RW_WINOGRAD, RW_FUSE_ACT, RW_FUSE_RES, RW_INPLACE, RW_CONCAT, RW_CONCAT_IN, RW_FUSE_DW, NRW };
 static const char *const rw_names[NRW] = {"fold-bn",  "split3x3",    "winograd", "fuse-act (activations)",
                                           "fuse-act (residual adds)", "inplace", "concat-elim (concats)",
-                                          "concat-elim (inputs in place)"};
+                                          "concat-elim (inputs in place)", "fuse-dw"};
 
 enum { ST_PASS, ST_DISCARD, ST_FAIL };
 enum {
@@ -1754,6 +1754,7 @@ static void count_rewrites(const Graph *g0, const Graph *g, int *rw) {
         }
         rw[RW_INPLACE] += n->inplace;
         rw[RW_WINOGRAD] += n->algo == CONV_ALGO_WINOGRAD43;
+        rw[RW_FUSE_DW] += n->algo == CONV_ALGO_DW_ROWS;
         rw[RW_CONCAT] += n->op == OP_CONCAT && n->concat_elim;
     }
     for (int i = 0; i < g->tensors.len; i++) rw[RW_CONCAT_IN] += ir_tensor(g, i)->alias >= 0;
@@ -1889,7 +1890,7 @@ static void check_graph(const Config *c, const char *text, size_t len, uint64_t 
         }
         PassOptions po = {.opt_level = cf->level, .list = cf->list[0] ? cf->list : NULL, .split_tol = 1e-6,
                           .winograd_tol = PASS_WINOGRAD_TOL_DEFAULT, .pass_limit = c->pass_limit, .verify = true,
-                          .ndisabled = c->ndisabled};
+                          .ndisabled = c->ndisabled, .fuse_dw_min_bytes = -1 /* every pair: the graphs are small */};
         memcpy(po.disabled, c->disabled, sizeof po.disabled);
         if (!passes_validate(&po, &d) || !passes_run(g, &po, &d, stderr)) {
             char *s = diags_to_string(&d);
