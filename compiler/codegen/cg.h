@@ -176,6 +176,9 @@ LLVMValueRef cg_mask(Cg *cg, int64_t nvalid);                         /* first n
 LLVMValueRef cg_mask_rt(Cg *cg, LLVMValueRef nvalid);                 /* runtime count */
 LLVMValueRef cg_vload_masked(Cg *cg, LLVMValueRef ptr, LLVMValueRef mask); /* 0 in masked-off lanes */
 void cg_vstore_masked(Cg *cg, LLVMValueRef v, LLVMValueRef ptr, LLVMValueRef mask);
+/* Prefetch the line at p for reading: no fault, no effect on values, for any address. locality
+ * 3: into L1 (prefetcht0), 2: into L2 (prefetcht1). */
+void cg_prefetch(Cg *cg, LLVMValueRef p, int locality);
 LLVMValueRef cg_fma(Cg *cg, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c); /* a*b+c, any float type */
 /* max / min keeping a NaN of `a` and dropping one of `b` (PyTorch's clamp(a, b) semantics with
  * the bound in b; one maxps/minps on x86): relu(NaN) = NaN, a max reduction skips NaNs. */
