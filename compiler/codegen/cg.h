@@ -240,6 +240,12 @@ void cg_parallel(Cg *cg, const char *name, int64_t n, CgBodyFn body, void *user)
  * channels are contiguous (cg_kernel_conv2d dispatches; other views run the direct paths). */
 bool cg_winograd_conv2d(Cg *cg, const Node *n);
 
+/* conv2d as a blocked GEMM (cg_gemm.c): 1×1, ungrouped, unpadded (any stride), on views whose
+ * channels are contiguous. cg_gemm_eligible says whether node n takes this path (cg_kernel_conv2d
+ * dispatches). */
+bool cg_gemm_eligible(const Cg *cg, const Node *n);
+bool cg_gemm_conv2d(Cg *cg, const Node *n);
+
 /* ---- modules (cg_module.c) ------------------------------------------------------------------- */
 /* A segment is a run of consecutive nodes of one variant, compiled in one LLVM module as one
  * hidden function seg(inputs, outputs, workspace, pool); a variant's entry run_v calls its
