@@ -177,6 +177,9 @@ LLVMValueRef cg_mask(Cg *cg, int64_t nvalid);                         /* first n
 LLVMValueRef cg_mask_rt(Cg *cg, LLVMValueRef nvalid);                 /* runtime count */
 LLVMValueRef cg_vload_masked(Cg *cg, LLVMValueRef ptr, LLVMValueRef mask); /* 0 in masked-off lanes */
 void cg_vstore_masked(Cg *cg, LLVMValueRef v, LLVMValueRef ptr, LLVMValueRef mask);
+/* Prefetch the line at p for reading: no fault, no effect on values, for any address. locality
+ * 3: into L1 (prefetcht0), 2: into L2 (prefetcht1). */
+void cg_prefetch(Cg *cg, LLVMValueRef p, int locality);
 LLVMValueRef cg_fma(Cg *cg, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c); /* a*b+c, any float type */
 /* max / min keeping a NaN of `a` and dropping one of `b` (PyTorch's clamp(a, b) semantics with
  * the bound in b; one maxps/minps on x86): relu(NaN) = NaN, a max reduction skips NaNs. */
@@ -237,6 +240,12 @@ void cg_parallel(Cg *cg, const char *name, int64_t n, CgBodyFn body, void *user)
 /* conv2d by Winograd F(4,3) (cg_winograd.c): a node the winograd pass marked, on views whose
  * channels are contiguous (cg_kernel_conv2d dispatches; other views run the direct paths). */
 bool cg_winograd_conv2d(Cg *cg, const Node *n);
+
+/* conv2d as a blocked GEMM (cg_gemm.c): 1×1, ungrouped, unpadded (any stride), on views whose
+ * channels are contiguous. cg_gemm_eligible says whether node n takes this path (cg_kernel_conv2d
+ * dispatches). */
+bool cg_gemm_eligible(const Cg *cg, const Node *n);
+bool cg_gemm_conv2d(Cg *cg, const Node *n);
 
 /* ---- modules (cg_module.c) ------------------------------------------------------------------- */
 /* A segment is a run of consecutive nodes of one variant, compiled in one LLVM module as one

@@ -17,24 +17,8 @@
 
 /* ---- the store step ------------------------------------------------------------------------- */
 
-/* Where a conv kernel writes, and what its epilogue needs. */
-typedef struct ConvOut {
-    const Node *n;
-    CgView view;
-    LLVMValueRef base;  /* the view's element 0, loaded once per work item */
-    LLVMValueRef bias;  /* float[O + vw] zero-padded, or NULL */
-    int64_t sN, sC, sH, sW;
-    /* a 1×1 conv run as a GEMM indexes pixels flat (n = oy = 0, ox over N·OH·OW): the
-       epilogue's residual operands need the real (n, oy, ox) back */
-    int64_t flat_oh, flat_ow; /* 0 when not flattened */
-} ConvOut;
-
-/* The one store step of every conv2d kernel: the epilogue (the bias, then the node's fused
- * activations and residual adds) applied to accumulated output channels [oc, oc + lanes) at
- * pixel (n, oy, ox), then the store. `acc` is a vector (channels contiguous: sC == 1; `mask`
- * selects the valid lanes, NULL for all) or a scalar. */
-static void conv_store(Cg *cg, const ConvOut *o, LLVMValueRef acc, LLVMValueRef n, LLVMValueRef oc, LLVMValueRef oy,
-                       LLVMValueRef ox, LLVMValueRef mask) {
+void cg_conv_store(Cg *cg, const ConvOut *o, LLVMValueRef acc, LLVMValueRef n, LLVMValueRef oc, LLVMValueRef oy,
+                   LLVMValueRef ox, LLVMValueRef mask) {
     bool vec = LLVMGetTypeKind(LLVMTypeOf(acc)) == LLVMVectorTypeKind;
     LLVMValueRef v = acc;
     if (o->bias) {
@@ -49,12 +33,15 @@ static void conv_store(Cg *cg, const ConvOut *o, LLVMValueRef acc, LLVMValueRef 
         idx[3] = cg_remc(cg, ox, o->flat_ow);
     }
     v = cg_epilogue(cg, o->n, v, idx, mask);
-    LLVMValueRef off = cg_add(cg, cg_add(cg, cg_mulc(cg, n, o->sN), cg_mulc(cg, oc, o->sC)),
-                              cg_add(cg, cg_mulc(cg, oy, o->sH), cg_mulc(cg, ox, o->sW)));
-    LLVMValueRef p = cg_gep(cg, o->base, off);
+    LLVMValueRef p = cg_gep(cg, o->base, cg_conv_out_off(cg, o, n, oc, oy, ox));
     if (!vec) LLVMBuildStore(cg->b, v, p);
     else if (mask) cg_vstore_masked(cg, v, p, mask);
     else cg_vstore(cg, v, p);
+}
+
+LLVMValueRef cg_conv_out_off(Cg *cg, const ConvOut *o, LLVMValueRef n, LLVMValueRef oc, LLVMValueRef oy, LLVMValueRef ox) {
+    return cg_add(cg, cg_add(cg, cg_mulc(cg, n, o->sN), cg_mulc(cg, oc, o->sC)),
+                  cg_add(cg, cg_mulc(cg, oy, o->sH), cg_mulc(cg, ox, o->sW)));
 }
 
 static LLVMValueRef padded_bias(Cg *cg, const Node *n, int64_t O) {
@@ -69,7 +56,7 @@ static LLVMValueRef padded_bias(Cg *cg, const Node *n, int64_t O) {
     return g;
 }
 
-static ConvOut conv_out(Cg *cg, const Node *n, int64_t O) {
+ConvOut cg_conv_out(Cg *cg, const Node *n, int64_t O) {
     const CgView *v = &cg->views[n->out];
     return (ConvOut){.n = n, .view = *v, .bias = padded_bias(cg, n, O),
                      .sN = v->stride[0], .sC = v->stride[1], .sH = v->stride[2], .sW = v->stride[3]};
@@ -221,22 +208,12 @@ typedef struct Dense {
     const Variant *v;
 } Dense;
 
-/* Prefetch into L2 (prefetcht1): no fault, no effect on values, for any address. */
-static void prefetch_l2(Cg *cg, LLVMValueRef p) {
-    LLVMTypeRef ov = cg->t_ptr;
-    unsigned id = LLVMLookupIntrinsicID("llvm.prefetch", 13);
-    LLVMValueRef f = LLVMGetIntrinsicDeclaration(cg->mod, id, &ov, 1);
-    LLVMTypeRef ft = LLVMIntrinsicGetType(cg->ctx, id, &ov, 1);
-    LLVMValueRef args[4] = {p, LLVMConstInt(cg->t_i32, 0, 0), LLVMConstInt(cg->t_i32, 2, 0), LLVMConstInt(cg->t_i32, 1, 0)};
-    LLVMBuildCall2(cg->b, ft, f, args, 4, "");
-}
-
 /* acc[p·K + k] += x[pixel p] · w[k] over one (tap, input channel) step, for the pixels in mask;
  * j = kw·cpg + ic numbers the step for the weight prefetch. */
 static void dense_step(Cg *cg, const Dense *d, LLVMValueRef *acc, int64_t w, uint64_t mask, LLVMValueRef inp,
                        LLVMValueRef wp, LLVMValueRef j) {
     int K = d->v->K;
-    if (d->pf_step) prefetch_l2(cg, cg_gep(cg, d->pf_base, cg_mulc(cg, j, d->pf_step)));
+    if (d->pf_step) cg_prefetch(cg, cg_gep(cg, d->pf_base, cg_mulc(cg, j, d->pf_step)), 2);
     LLVMValueRef wv[8];
     for (int k = 0; k < K; k++) wv[k] = tile_wload(cg, cg_gep(cg, wp, cg_i64(cg, (int64_t)k * cg->vw)));
     int64_t pstep = d->g.sw * d->isW;
@@ -313,7 +290,7 @@ static void dense_tile(Cg *cg, void *ctx, LLVMValueRef x0, const KwGroup *grp, i
         LLVMValueRef ox = cg_addc(cg, x0, p);
         for (int k = 0; k < K; k++) {
             LLVMValueRef mask = k == K - 1 && d->v->last_lanes < cg->vw ? cg_mask(cg, d->v->last_lanes) : NULL;
-            conv_store(cg, &d->o, acc[p * K + k], d->n, cg_addc(cg, d->oc0, (int64_t)k * cg->vw), d->oy, ox, mask);
+            cg_conv_store(cg, &d->o, acc[p * K + k], d->n, cg_addc(cg, d->oc0, (int64_t)k * cg->vw), d->oy, ox, mask);
         }
     }
 }
@@ -404,7 +381,7 @@ static void flatten_gemm(Dense *d) {
 static int64_t dense_setup(Cg *cg, const Node *n, const ConvGeom *geo, Dense *dp, const CgView *in, int64_t isN,
                            int64_t isH, int64_t isW, bool flatten) {
     Dense d = {.g = *geo, .in = *in, .isN = isN, .isH = isH, .isW = isW};
-    d.o = conv_out(cg, n, geo->O);
+    d.o = cg_conv_out(cg, n, geo->O);
     if (flatten) flatten_gemm(&d);
     const ConvGeom *g = &d.g;
     int vw = cg->vw;
@@ -540,7 +517,7 @@ static void dw_tile(Cg *cg, void *ctx, LLVMValueRef x0, const KwGroup *grp, int 
                 }
             }
             LLVMValueRef oc = cg_addc(cg, cg_mulc(cg, d->c0, d->m), (int64_t)jv * vw);
-            conv_store(cg, &d->o, r, d->n, oc, d->oy, ox, valid < vw ? cg_mask(cg, valid) : NULL);
+            cg_conv_store(cg, &d->o, r, d->n, oc, d->oy, ox, valid < vw ? cg_mask(cg, valid) : NULL);
         }
     }
 }
@@ -609,7 +586,7 @@ static int64_t dw_setup(Cg *cg, const Node *n, const ConvGeom *geo, Dw *dp, Conv
 
 static bool conv_depthwise(Cg *cg, const Node *n, const ConvGeom *geo) {
     Dw d;
-    int64_t items = dw_setup(cg, n, geo, &d, conv_out(cg, n, geo->O));
+    int64_t items = dw_setup(cg, n, geo, &d, cg_conv_out(cg, n, geo->O));
     cg_parallel(cg, "conv2d_depthwise", items, dw_body, &d);
     return true;
 }
@@ -761,13 +738,13 @@ static void scalar_body(Cg *cg, LLVMValueRef item, void *user) {
     tile_loop_end(cg, &lw, &acc);
     tile_loop_end(cg, &lh, &acc);
     tile_loop_end(cg, &lc, &acc);
-    conv_store(cg, &s->o, acc, n, o, oy, lx.iv, NULL);
+    cg_conv_store(cg, &s->o, acc, n, o, oy, lx.iv, NULL);
     cg_loop_end(cg, &lx);
 }
 
 static bool conv_scalar(Cg *cg, const Node *n, const ConvGeom *g) {
     Scalar s = {.g = *g, .in = cg->views[n->in[0]]};
-    s.o = conv_out(cg, n, g->O);
+    s.o = cg_conv_out(cg, n, g->O);
     const Tensor *w = ir_weight(cg->g, n, "weight");
     char name[300];
     snprintf(name, sizeof name, "w.%s.weight", n->name);
@@ -786,6 +763,7 @@ bool cg_kernel_conv2d(Cg *cg, const Node *n) {
     if (n->algo == CONV_ALGO_DW_ROWS) return conv_dw_rows(cg, n, ir_node(cg->g, ir_tensor(cg->g, n->in[0])->producer));
     if (!chans) return conv_scalar(cg, n, &g);
     if (n->algo == CONV_ALGO_WINOGRAD43 && in->stride[1] == 1 && out->stride[1] == 1) return cg_winograd_conv2d(cg, n);
+    if (cg_gemm_eligible(cg, n)) return cg_gemm_conv2d(cg, n);
     if (g.groups > 1 && g.cpg == 1 && g.opg <= 4) return conv_depthwise(cg, n, &g);
     return conv_dense(cg, n, &g);
 }

@@ -97,8 +97,8 @@ const char *cg_node_kind(const Graph *g, const Node *n) {
         ir_attr_pair(n, "kernel", k);
         ir_attr_pair(n, "stride", st);
         ir_attr_pair(n, "pad", pad);
-        if (groups == 1 && k[0] == 1 && k[1] == 1 && st[0] == 1 && st[1] == 1 && pad[0] == 0 && pad[1] == 0)
-            return "gemm";
+        (void)st;
+        if (groups == 1 && k[0] == 1 && k[1] == 1 && pad[0] == 0 && pad[1] == 0) return "gemm"; /* cg_gemm_eligible */
         return "direct";
     }
     case OP_CONV_TRANSPOSE2D: return "transposed";

@@ -108,6 +108,29 @@ static inline LLVMValueRef tile_wload(Cg *cg, LLVMValueRef ptr) {
     return v;
 }
 
+/* Where a conv kernel writes, and what its epilogue needs (cg_conv.c). */
+typedef struct ConvOut {
+    const Node *n;
+    CgView view;
+    LLVMValueRef base;  /* the view's element 0, loaded once per work item */
+    LLVMValueRef bias;  /* float[O + vw] zero-padded, or NULL */
+    int64_t sN, sC, sH, sW;
+    /* a 1×1 conv run as a GEMM indexes pixels flat (n = oy = 0, ox over N·OH·OW): the
+       epilogue's residual operands need the real (n, oy, ox) back */
+    int64_t flat_oh, flat_ow; /* 0 when not flattened */
+} ConvOut;
+
+/* The output view of conv node n with O channels, and its bias padded to O + vw (or NULL). */
+ConvOut cg_conv_out(Cg *cg, const Node *n, int64_t O);
+/* The element offset of output (n, oc, oy, ox) from o->base. */
+LLVMValueRef cg_conv_out_off(Cg *cg, const ConvOut *o, LLVMValueRef n, LLVMValueRef oc, LLVMValueRef oy, LLVMValueRef ox);
+/* The one store step of every conv2d kernel: the epilogue (the bias, then the node's fused
+ * activations and residual adds) applied to accumulated output channels [oc, oc + lanes) at
+ * pixel (n, oy, ox), then the store. `acc` is a vector (channels contiguous: sC == 1; `mask`
+ * selects the valid lanes, NULL for all) or a scalar. */
+void cg_conv_store(Cg *cg, const ConvOut *o, LLVMValueRef acc, LLVMValueRef n, LLVMValueRef oc, LLVMValueRef oy,
+                   LLVMValueRef ox, LLVMValueRef mask);
+
 static inline int64_t ceil_div64(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 #endif

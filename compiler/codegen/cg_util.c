@@ -227,6 +227,16 @@ LLVMValueRef cg_math(Cg *cg, const char *fn, LLVMValueRef x) {
     return LLVMBuildCall2(cg->b, ft, f, &x, 1, "");
 }
 
+void cg_prefetch(Cg *cg, LLVMValueRef p, int locality) {
+    LLVMTypeRef ov = cg->t_ptr;
+    unsigned id = LLVMLookupIntrinsicID("llvm.prefetch", 13);
+    LLVMValueRef f = LLVMGetIntrinsicDeclaration(cg->mod, id, &ov, 1);
+    LLVMTypeRef ft = LLVMIntrinsicGetType(cg->ctx, id, &ov, 1);
+    LLVMValueRef args[4] = {p, LLVMConstInt(cg->t_i32, 0, 0), LLVMConstInt(cg->t_i32, (unsigned long long)locality, 0),
+                            LLVMConstInt(cg->t_i32, 1, 0)};
+    LLVMBuildCall2(cg->b, ft, f, args, 4, "");
+}
+
 void cg_loop_no_unroll(Cg *cg, LLVMValueRef latch_br) {
     static const char dis[] = "llvm.loop.unroll.disable";
     LLVMMetadataRef opt = LLVMMDStringInContext2(cg->ctx, dis, sizeof dis - 1);

@@ -173,6 +173,7 @@ typedef struct Gen {
     GGraph *G;
     Rng r;
     const bool *excluded; /* by OpKind */
+    bool gemm;            /* a graph of the GEMM shapes (gen_graph): more 1×1 convs, its channel counts */
 } Gen;
 
 static void app(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -272,6 +273,11 @@ static int64_t choose_channels(Rng *r, int64_t c) {
     return rng_int(r, 1, 40);
 }
 
+/* The channel counts and image sizes the GEMM kernel's tests ask for (tails of every kind, fewer
+ * channels than a vector, a row's narrower last tile). */
+static const int64_t gemm_channels[] = {1, 3, 17, 100};
+static const int64_t gemm_hw[][2] = {{1, 1}, {2, 2}, {5, 7}, {57, 57}};
+
 /* PyTorch's output size of a sliding window, with the ceil_mode rule of the language spec. */
 static int64_t win_out(int64_t n, int64_t k, int64_t s, int64_t p, int64_t d, bool ceil_mode) {
     int64_t num = n + 2 * p - d * (k - 1) - 1;
@@ -342,6 +348,7 @@ static int gen_conv_on(Gen *x, int v, unsigned keep) {
     for (int tries = 0; tries < 8; tries++) {
         int64_t k[2], st[2] = {1, 1}, dl[2] = {1, 1}, p[2];
         int u = (int)rng_int(r, 0, 19);
+        if (x->gemm && rng_chance(r, 0.5)) u = 0; /* 1×1: the GEMM kernel */
         if (u < 5) k[0] = k[1] = 1;
         else if (u < 13) k[0] = k[1] = 3;
         else if (u < 15) k[0] = k[1] = 5;
@@ -377,6 +384,7 @@ static int gen_conv_on(Gen *x, int v, unsigned keep) {
                 if (oc < 0) oc = groups * rng_int(r, 1, 40 / groups > 1 ? 40 / groups : 1);
             }
         }
+        if (oc < 0 && x->gemm && rng_chance(r, 0.6)) oc = gemm_channels[rng_int(r, 0, 3)];
         if (oc < 0) oc = choose_channels(r, C);
         char a[200] = ", ", chs[64];
         fmt_int(r, a, sizeof a, oc);
@@ -859,7 +867,7 @@ static void input_hw(Rng *r, int64_t *h, int64_t *w) {
 static void gen_graph(GGraph *G, uint64_t seed, const bool *excluded, int max_ops) {
     memset(G, 0, sizeof *G);
     G->seed = seed;
-    Gen x = {G, {seed * 0x2545F4914F6CDD1Dull + 0x1234567}, excluded};
+    Gen x = {G, {seed * 0x2545F4914F6CDD1Dull + 0x1234567}, excluded, false};
     Rng *r = &x.r;
     int64_t N = rng_chance(r, 0.7) ? 1 : 2;
     G->ninputs = rng_chance(r, 0.3) ? 2 : 1;
@@ -880,6 +888,20 @@ static void gen_graph(GGraph *G, uint64_t seed, const bool *excluded, int max_op
         for (int i = 0; i < G->ninputs; i++)
             for (int a = 2; a < 4; a++)
                 if (G->input[i].d[a] >= 4) G->input[i].d[a] = G->input[i].d[a] * 3 > 48 ? 48 : G->input[i].d[a] * 3;
+    /* one graph in six takes the GEMM shapes: inputs of 1, 3, 17 or 100 channels on 1×1, 2×2, 5×7
+       or 57×57 pixels (at most 65536 elements an image), half its convs 1×1, and those channel
+       counts for their outputs */
+    if (hash_str(seed, "gemm shapes") % 6 == 0) {
+        x.gemm = true;
+        for (int i = 0; i < G->ninputs; i++) {
+            Shape *s = &G->input[i];
+            const int64_t *hw = gemm_hw[rng_int(r, 0, 3)];
+            s->d[1] = gemm_channels[rng_int(r, 0, 3)];
+            s->d[2] = hw[0], s->d[3] = hw[1];
+            while (s->d[1] * s->d[2] * s->d[3] > 65536) s->d[1] = gemm_channels[rng_int(r, 0, 2)];
+            if (i == 1 && rng_chance(r, 0.5)) *s = G->input[0];
+        }
+    }
     int lo = max_ops < 3 ? max_ops : 3;
     int target = lo + (int)((max_ops - lo) * pow(rng_unit(r), 1.6) + 0.5);
     int total = 0;
