@@ -11,7 +11,7 @@ PY=/usr/bin/python3
 # (uninstrumented) interpreter; leaks are not checked: CPython's own at exit would drown ours.
 if readelf -d "$lib" 2>/dev/null | grep -q 'libasan'; then
     LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
-    export LD_PRELOAD ASAN_OPTIONS=detect_leaks=0:${ASAN_OPTIONS:-}
+    export LD_PRELOAD ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 # the last setting wins
 fi
 export NETC_BIN=$netc NETC_LIBNETRT=$lib NETC_TEST_SRC=$src NETC_TEST_BUILD=$(dirname "$netc")
 export PYTHONPATH=$src/python PYTHONDONTWRITEBYTECODE=1
