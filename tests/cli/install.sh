@@ -46,6 +46,8 @@ soname=$(readelf -d "$LIB/libnetrt.so" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
 san=""
 if nm "$BIN/libnetrt.a" 2>/dev/null | grep -c __asan >/dev/null; then san="-fsanitize=address,undefined"; fi
 export PKG_CONFIG_PATH=$LIB/pkgconfig
+# rpath PC: what a program linked with PC needs to find libnetrt.so in the prefix (nothing for static)
+rpath() { [ "$1" = netrt ] && echo "-Wl,-rpath,$(pkg-config --variable=libdir netrt)"; }
 unset NETC_BIN NETC_LIBNETRT PYTHONPATH LD_LIBRARY_PATH
 
 # ---- an application that dlopens a model, with either .pc
@@ -72,10 +74,8 @@ int main(int argc, char **argv) {
 }
 C
 for pc in netrt netrt-static; do
-    rpath=""
-    [ $pc = netrt ] && rpath="-Wl,-rpath,$(pkg-config --variable=libdir $pc)"
     # shellcheck disable=SC2046
-    cc -std=gnu11 -Wall -Wextra -Werror $san "$T/app.c" $(pkg-config --cflags --libs $pc) $rpath -o "$T/app-$pc" || {
+    cc -std=gnu11 -Wall -Wextra -Werror $san "$T/app.c" $(pkg-config --cflags --libs $pc) $(rpath $pc) -o "$T/app-$pc" || {
         fail "cannot build an application with pkg-config $pc"; continue; }
     needs=$(readelf -d "$T/app-$pc" | grep -c "libnetrt.so.$ABI")
     want_needs=1; [ $pc = netrt-static ] && want_needs=0
@@ -92,11 +92,9 @@ mkdir "$T/obj"
 (cd "$T/obj" && "$P/bin/netc" "$SRC/examples/lenet.net" --seed 3 --emit=obj -o lenet) || fail "installed netc --emit=obj"
 mvec=""; [ "$(uname -m)" = x86_64 ] && mvec=-lmvec
 for pc in netrt netrt-static; do
-    rpath=""
-    [ $pc = netrt ] && rpath="-Wl,-rpath,$(pkg-config --variable=libdir $pc)"
     # shellcheck disable=SC2046
     cc -std=c11 -Wall -Wextra -Werror -O2 $san -I"$T/obj" "$SRC/examples/deploy/main.c" "$T/obj/lenet.o" \
-       $(pkg-config --cflags --libs $pc) $rpath $mvec -lm -o "$T/classify-$pc" || { fail "deploy with $pc"; continue; }
+       $(pkg-config --cflags --libs $pc) $(rpath $pc) $mvec -lm -o "$T/classify-$pc" || { fail "deploy with $pc"; continue; }
     expect 0 "$T/classify-$pc" "$T/in.npy" "$T/out-$pc.npy"
 done
 for static in OFF ON; do

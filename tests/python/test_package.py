@@ -150,6 +150,14 @@ def test_not_a_model(tmp_path):
         netc.load(tmp_path / "missing.so")
 
 
+def test_relative_path(fake_so, monkeypatch):
+    """A name without '/' is a file in the working directory (the loader's rule), not a library
+    on the search path."""
+    monkeypatch.chdir(os.path.dirname(fake_so))
+    with netc.load(os.path.basename(fake_so)) as m:
+        assert m.name == "fake"
+
+
 def test_bad_abi():
     with pytest.raises(netc.LoadError, match="built for netrt ABI version 99, this runtime has version 3"):
         netc.load(os.path.join(BUILD, "fake_model_badabi.so"))
