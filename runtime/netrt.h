@@ -24,9 +24,11 @@
  *         printf("%s %s %.3f ms\n", nodes[i].name, nodes[i].kind, netrt_profile_median_ms(p, i));
  *     netrt_profile_destroy(p);
  *
- * `cmake --install` puts this header and npy.h in include/netrt/, libnetrt.a in lib/, netrun in
- * bin/, and netrt.pc in lib/pkgconfig/: build with `cc app.c $(pkg-config --cflags --libs netrt)`
- * and `#include "netrt.h"`. */
+ * `cmake --install` puts this header and npy.h in include/netrt/, libnetrt.so (soname
+ * libnetrt.so.<NETRT_ABI_VERSION>) and libnetrt.a in lib/, netc and netrun in bin/, netrt.pc and
+ * netrt-static.pc in lib/pkgconfig/, and a CMake package in lib/cmake/netrt/: build with
+ * `cc app.c $(pkg-config --cflags --libs netrt)` (or netrt-static), or find_package(netrt) and
+ * netrt::netrt (or netrt::netrt_static), and `#include "netrt.h"`. */
 #ifndef NETRT_H
 #define NETRT_H
 

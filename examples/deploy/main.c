@@ -5,6 +5,10 @@
  *   cc -O2 -I. -I../../runtime main.c lenet.o libnetrt.a -lpthread -ldl -lmvec -lm -o classify
  *   ./classify input.npy [output.npy]
  *
+ * With an installed netc (`cmake --install build --prefix PREFIX`), `pkg-config --cflags --libs
+ * netrt-static` (or netrt, for libnetrt.so) gives the runtime's flags, or CMakeLists.txt here
+ * builds it all with find_package(netrt): cmake -S . -B b -DCMAKE_PREFIX_PATH=PREFIX.
+ *
  * The runtime library is only needed here for the thread pool and .npy I/O: the generated code
  * itself depends on nothing but libm (and libmvec on x86). */
 #include <stdio.h>
