@@ -317,7 +317,7 @@ class Converter:
         if h is None:
             raise Unmapped(NO_NET_OP.get(node.op, "no .net equivalent"))
         if node.op not in SHAPE_OPS and not any(isinstance(v, (Tensor, Pending)) for v in present):
-            raise Unmapped("no tensor input")
+            raise Unmapped("an op on constants only (no constant tensors in .net)")
         h(self, node)
 
     # ---- helpers ---------------------------------------------------------------------------
@@ -362,7 +362,7 @@ class _Skip(Exception):
 # ---- patterns -------------------------------------------------------------------------------
 def fuse_patterns(nodes, env, graph_outputs, opset):
     """Rewrites Mul(x, Sigmoid(x)) -> _SiLU, Mul(x, HardSigmoid(x) with alpha 1/6) -> HardSwish,
-    Mul(x, Tanh(Softplus(x))) -> _Mish, the erf form of GELU
+    Mul(x, Tanh(Softplus(x))) -> _Mish, MatMul(x, W) + b -> Gemm, the erf form of GELU
     (0.5 * x * (1 + erf(x / sqrt 2)), its three orders of multiplication) -> _Gelu, a softmax
     between a transpose and its inverse -> _Softmax; then drops the nodes nothing reads any more."""
     consts = {n: v.value for n, v in env.items() if isinstance(v, Const)}
@@ -403,6 +403,15 @@ def fuse_patterns(nodes, env, graph_outputs, opset):
                 g = _gelu(n, p, cval)
                 if g is not None:
                     n = Node("_Gelu", n.name, [g], n.outputs, {})
+        elif n.op == "Add" and len(n.inputs) == 2:
+            # MatMul(x, W) + b, W and b constant: a linear with a bias
+            for mm, b in ((n.inputs[0], n.inputs[1]), (n.inputs[1], n.inputs[0])):
+                m = p(mm, "MatMul")
+                w, bv = consts.get(m.inputs[1]) if m else None, consts.get(b)
+                if (w is not None and bv is not None and w.ndim == 2 and bv.ndim <= 1
+                        and bv.size == w.shape[1]):
+                    n = Node("Gemm", n.name, [m.inputs[0], m.inputs[1], b], n.outputs, {})
+                    break
         elif n.op == "Transpose":
             # Transpose(P) -> Softmax(last axis) -> Transpose(P^-1): PyTorch's export of a
             # softmax over another axis at opsets < 13
@@ -557,6 +566,8 @@ FOLD = {
         dtype=n.attrs["value"].dtype if "value" in n.attrs else np.float32)],
     "Range": lambda s, n, v: [np.arange(v[0], v[1], v[2]).astype(v[0].dtype)],
     "Transpose": lambda s, n, v: [np.transpose(v[0], n.attrs.get("perm"))],
+    "Flatten": lambda s, n, v: [v[0].reshape(int(np.prod(v[0].shape[:n.attrs.get("axis", 1)])),
+                                             -1)],
 }
 # ops handled even when their inputs are all constants or shapes
 SHAPE_OPS = {"Constant", "Shape", "ConstantOfShape"}

@@ -28,14 +28,14 @@ from nettools import write_npy  # noqa: E402
 TOL = 1e-4
 
 
-def export(module, shape, path, opset):
+def export(module, shape, path, opset, fold=True):
     torch.manual_seed(0)
     module.eval()
     x = torch.randn(*shape)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(module, x, path, opset_version=opset, input_names=["x"],
-                          output_names=["y"])
+                          output_names=["y"], do_constant_folding=fold)
     with torch.no_grad():
         return x.numpy(), module(x).numpy()
 
@@ -101,6 +101,19 @@ class Seg(nn.Module):
         return F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
+class ViewLinear(nn.Module):
+    """x.view(x.size(0), -1): a Shape -> Gather -> Unsqueeze -> Concat -> Reshape subgraph."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(4 * 6 * 6, 5)
+
+    def forward(self, x):
+        y = F.relu(self.conv(x))
+        return self.fc(y.view(y.size(0), -1))
+
+
 class Unsupported(nn.Module):
     def forward(self, x):
         a = F.selu(x)
@@ -122,9 +135,9 @@ class Models(unittest.TestCase):
     def tearDown(self):
         self.tmp.cleanup()
 
-    def check(self, module, shape, opset=13, name="m", external=False):
+    def check(self, module, shape, opset=13, name="m", external=False, fold=True):
         onx = os.path.join(self.dir, name + ".onnx")
-        x, ref = export(module, shape, onx, opset)
+        x, ref = export(module, shape, onx, opset, fold)
         if external:
             # weights in a side file next to the model, converted from another directory
             m = onnx.load(onx)
@@ -189,6 +202,54 @@ class Models(unittest.TestCase):
 
     def test_deeplab_head(self):
         self.check(Seg(), (1, 3, 32, 32), 16, "seg")
+
+    def test_shape_subgraph_folded(self):
+        # (without the exporter's constant folding, as other exporters and dynamic models have it)
+        self.check(ViewLinear(), (1, 3, 8, 8), 11, "view", fold=False)
+        m = onnx.load(os.path.join(self.dir, "view.onnx"))
+        ops = {n.op_type for n in m.graph.node}
+        self.assertTrue({"Unsqueeze", "Concat", "Reshape"} <= ops, ops)
+        # and the whole Shape -> Gather -> Unsqueeze -> Concat -> Reshape chain, built by hand
+        h = onnx.helper
+        i64 = onnx.TensorProto.INT64
+        w = np.random.RandomState(1).randn(3, 16).astype(np.float32)
+        nodes = [h.make_node("Relu", ["x"], ["r"], name="/act/Relu"),
+                 h.make_node("Shape", ["r"], ["s"], name="/Shape"),
+                 h.make_node("Constant", [], ["zero"], name="/Constant",
+                             value=h.make_tensor("z", i64, [], [0])),
+                 h.make_node("Gather", ["s", "zero"], ["n"], name="/Gather", axis=0),
+                 h.make_node("Unsqueeze", ["n", "ax"], ["n1"], name="/Unsqueeze"),
+                 h.make_node("Concat", ["n1", "minus1"], ["shape"], name="/Concat", axis=0),
+                 h.make_node("Reshape", ["r", "shape"], ["flat"], name="/Reshape"),
+                 h.make_node("Gemm", ["flat", "w"], ["y"], name="/fc/Gemm", transB=1)]
+        g = h.make_graph(nodes, "g", [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT,
+                                                                [1, 4, 2, 2])],
+                         [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 3])],
+                         [onnx.numpy_helper.from_array(w, "w"),
+                          onnx.numpy_helper.from_array(np.array([0], np.int64), "ax"),
+                          onnx.numpy_helper.from_array(np.array([-1], np.int64), "minus1")])
+        text, tensors, unmapped = onnx2net.convert(
+            h.make_model(g, opset_imports=[h.make_opsetid("", 13)]), "chain")
+        self.assertEqual(unmapped, [])
+        self.assertIn("Reshape = flatten(act)", text)
+        self.assertIn("y = linear(Reshape, 3, bias=false)", text)
+
+    def test_matmul_add_is_linear(self):
+        h = onnx.helper
+        w = np.random.RandomState(0).randn(6, 4).astype(np.float32)
+        b = np.arange(4, dtype=np.float32)
+        g = h.make_graph(
+            [h.make_node("MatMul", ["x", "w"], ["m"], name="/fc/MatMul"),
+             h.make_node("Add", ["m", "b"], ["y"], name="/fc/Add")], "g",
+            [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 6])],
+            [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, 4])],
+            [onnx.numpy_helper.from_array(w, "w"), onnx.numpy_helper.from_array(b, "b")])
+        m = h.make_model(g, opset_imports=[h.make_opsetid("", 13)])
+        text, tensors, unmapped = onnx2net.convert(m, "mm")
+        self.assertEqual(unmapped, [])
+        self.assertIn("y = linear(x, 4)", text)
+        np.testing.assert_array_equal(tensors["y.weight"], w.T)
+        np.testing.assert_array_equal(tensors["y.bias"], b)
 
     def test_mobilenet_v3(self):
         import torchvision
