@@ -300,6 +300,8 @@ class Converter:
 
     def map_node(self, node):
         vals = [self.env.get(i) if i else None for i in node.inputs]
+        if node.op not in HANDLERS and node.op not in FOLD:
+            raise Unmapped(NO_NET_OP.get(node.op, "no .net equivalent"))   # whatever its inputs
         if any(isinstance(v, Opaque) for v in vals):
             raise _Skip()
         present = [v for v in vals if v is not None]
@@ -708,10 +710,6 @@ def h_conv_transpose(self, node):
                 begin.append(0), end.append(0)
                 opad[i] = -total
                 continue
-            opad[i] = 0
-            total = full[i] - want[i]
-            if total < 0:
-                raise Unmapped(f"output_shape {want} with output_padding")
             if auto == "SAME_UPPER":
                 begin.append(total // 2), end.append(total - total // 2)
             else:
@@ -895,6 +893,11 @@ def _pool(self, node, op):
         v = (n + pb + pe - d[i] * (k[i] - 1) - 1) / s[i]
         return int(math.ceil(v) if ceil else math.floor(v)) + 1
     want = [onnx_out(x.shape[2 + i], pads[i], pads[i + 2], i) for i in range(2)]
+    if op == "avgpool2d" and ceil and a.get("count_include_pad", 0):
+        floor_out = [(x.shape[2 + i] + pads[i] + pads[i + 2] - k[i]) // s[i] + 1 for i in range(2)]
+        if floor_out != want:
+            # windows past the padded input: whether they count is not PyTorch's rule for sure
+            raise Unmapped("ceil_mode windows past the input with count_include_pad=1")
     base = self.base_of(node)
     sym = pads[0] == pads[2] and pads[1] == pads[3]
     if not sym or any(2 * pads[i] > k[i] for i in range(2)):
@@ -929,9 +932,6 @@ def _pool(self, node, op):
     attrs["ceil_mode"] = ceil
     if op == "avgpool2d":
         attrs["count_include_pad"] = cip
-        if ceil and cip and any(pads[:2]):
-            # ONNX divides by the whole kernel where PyTorch clips the window to the padded input
-            raise Unmapped("ceil_mode with count_include_pad=1 and padding")
     y = self.emit(base, op, [x], (x.shape[0], x.shape[1], *want), attrs=attrs)
     self.set_out(node, y)
 
@@ -1347,11 +1347,15 @@ def report(unmapped):
     by_op = OrderedDict()
     for op, node, why in unmapped:
         by_op.setdefault(op, []).append((node, why))
-    lines = [f"onnx2net: cannot convert: {len(unmapped)} node(s) of {len(by_op)} op(s) have no "
-             ".net equivalent:"]
+    lines = ["onnx2net: cannot convert: these have no exact .net equivalent:"]
     for op, items in by_op.items():
         node, why = items[0]
-        lines.append(f"  {op}: {len(items)} node(s), first {node!r}: {why}")
+        if op == "(model)":
+            lines += [f"  the model: {w}" for _, w in items]
+        elif op in ("(input)", "(output)"):
+            lines += [f"  {op[1:-1]} {n!r}: {w}" for n, w in items]
+        else:
+            lines.append(f"  {op}: {len(items)} node(s), first {node!r}: {why}")
     lines.append("onnx2net: nothing written")
     return "\n".join(lines)
 
