@@ -127,7 +127,7 @@ def compare(got, ref):
                                                                       1e-30)
 
 
-class Models(unittest.TestCase):
+class _Converted(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory()
         self.dir = self.tmp.name
@@ -174,6 +174,8 @@ class Models(unittest.TestCase):
         with open(net) as f:
             return f.read()
 
+
+class Models(_Converted):
     def test_blocks_each_opset(self):
         for opset in (11, 13, 17):
             self.check(Blocks(), (1, 3, 16, 16), opset, f"blocks{opset}")
@@ -254,6 +256,42 @@ class Models(unittest.TestCase):
     def test_mobilenet_v3(self):
         import torchvision
         self.check(torchvision.models.mobilenet_v3_small(), (1, 3, 64, 64), 14, "mnv3")
+
+
+class Out(nn.Module):
+    """A segmentation model's "out" (torchvision returns a dict)."""
+
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, x):
+        return self.m(x)["out"]
+
+
+@unittest.skipUnless(os.environ.get("NETC_ONNX_ALL_MODELS"),
+                     "set NETC_ONNX_ALL_MODELS=1 for more torchvision families (about 3 min)")
+class MoreModels(_Converted):
+    """Further torchvision families, outside CTest's time budget."""
+
+    def test_families(self):
+        import torchvision.models as tm
+        import torchvision.models.segmentation as seg
+        for name, make, size in (
+                ("googlenet", lambda: tm.googlenet(aux_logits=False, init_weights=True), 64),
+                ("inception_v3", lambda: tm.inception_v3(aux_logits=False, init_weights=True), 96),
+                ("mnasnet0_5", tm.mnasnet0_5, 64),
+                ("efficientnet_b0", tm.efficientnet_b0, 64),
+                ("regnet_y_400mf", tm.regnet_y_400mf, 64),
+                ("resnext50_32x4d", tm.resnext50_32x4d, 64),
+                ("densenet121", tm.densenet121, 64),
+                ("deeplabv3_mobilenet_v3", lambda: Out(seg.deeplabv3_mobilenet_v3_large(
+                    weights_backbone=None, aux_loss=False)), 64),
+                ("lraspp", lambda: Out(seg.lraspp_mobilenet_v3_large(weights_backbone=None)), 64),
+                ("fcn_resnet50", lambda: Out(seg.fcn_resnet50(weights_backbone=None,
+                                                              aux_loss=False)), 64)):
+            torch.manual_seed(0)
+            self.check(make(), (1, 3, size, size), 13, name)
 
 
 class Refusals(unittest.TestCase):
