@@ -100,8 +100,9 @@ def _scoped(name):
 
 
 class Converter:
-    def __init__(self, model, name):
+    def __init__(self, model, name, input_shapes=None):
         self.model = model
+        self.input_shapes = dict(input_shapes or {})
         self.graph = model.graph
         self.name = name
         self.lines = []
@@ -207,6 +208,9 @@ class Converter:
         for init in g.initializer:
             self.env[init.name] = Const(numpy_helper.to_array(init))
         inputs = []
+        for n in self.input_shapes:
+            if n not in {vi.name for vi in g.input}:
+                self.unmapped.append(("(input)", n, "--input-shape names no input of the model"))
         for vi in g.input:
             if vi.name in self.env:
                 continue
@@ -258,11 +262,22 @@ class Converter:
             raise Unmapped(f"dtype {onnx.TensorProto.DataType.Name(et).lower()} (the language "
                            "has float32 inputs only)")
         dims = []
-        for d in t.tensor_type.shape.dim:
-            if not d.HasField("dim_value") or d.dim_value <= 0:
+        given = self.input_shapes.pop(vi.name, None)
+        model_dims = list(t.tensor_type.shape.dim)
+        if given is not None and len(given) != len(model_dims):
+            raise Unmapped(f"--input-shape {list(given)} has rank {len(given)}, the model's input "
+                           f"rank {len(model_dims)}")
+        for i, d in enumerate(model_dims):
+            fixed = d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+            if given is not None:
+                if fixed is not None and fixed != given[i]:
+                    raise Unmapped(f"--input-shape {list(given)}: dimension {i} is {fixed} in "
+                                   "the model")
+                fixed = given[i]
+            if fixed is None:
                 raise Unmapped(f"dimension {d.dim_param or '?'} is not fixed (the language has "
-                               "fixed shapes: export with a fixed input size)")
-            dims.append(d.dim_value)
+                               "fixed shapes: give --input-shape or export with a fixed size)")
+            dims.append(fixed)
         if not dims:
             raise Unmapped("a rank-0 input (the language has no scalars)")
         name = self.fresh(vi.name)
@@ -325,9 +340,10 @@ class Converter:
     # ---- helpers ---------------------------------------------------------------------------
     def x(self, node, i=0, rank=None, what=None):
         t = self.tensor(node.inputs[i])
-        if rank is not None and len(t.shape) not in (rank if isinstance(rank, tuple) else (rank,)):
+        ranks = rank if isinstance(rank, tuple) else (rank,)
+        if rank is not None and len(t.shape) not in ranks:
             raise Unmapped(f"a rank-{len(t.shape)} input (the language's {what or node.op} takes "
-                           f"rank {rank if not isinstance(rank, tuple) else ' or '.join(map(str, rank))})")
+                           f"rank {' or '.join(map(str, ranks))})")
         return t
 
     def only_first_output(self, node):
@@ -375,7 +391,8 @@ def fuse_patterns(nodes, env, graph_outputs, opset):
 
     def cval(name, want, tol=1e-6):
         v = consts.get(name)
-        return v is not None and v.size == 1 and abs(float(v.reshape(-1)[0]) - want) <= tol * abs(want)
+        return (v is not None and v.size == 1
+                and abs(float(v.reshape(-1)[0]) - want) <= tol * abs(want))
 
     def p(name, op):
         n = prod.get(name)
@@ -1334,12 +1351,13 @@ HANDLERS = {
 }
 
 
-def convert(model, name=None):
-    """Convert an onnx.ModelProto. Returns (net_text, tensors, unmapped): the .net source,
+def convert(model, name=None, input_shapes=None):
+    """Convert an onnx.ModelProto (input_shapes: {input name: dims} fixing dynamic dimensions).
+    Returns (net_text, tensors, unmapped): the .net source,
     {weight name: float32 ndarray}, and a list of (op, node name, reason) that have no .net
     equivalent (then the text must not be used)."""
     net_name = identifier(name or model.graph.name or "model")
-    return Converter(model, net_name).run()
+    return Converter(model, net_name, input_shapes).run()
 
 
 def report(unmapped):
@@ -1367,6 +1385,9 @@ def main(argv=None):
     ap.add_argument("-o", "--output", help="the .net file to write (default: stdout)")
     ap.add_argument("--weights", help="the .safetensors file to write")
     ap.add_argument("--name", help="the net's name (default: the output file's stem)")
+    ap.add_argument("--input-shape", action="append", default=[], metavar="[NAME=]D0,D1,...",
+                    help="the shape of an input with dynamic dimensions (repeat; without NAME: "
+                         "the inputs in order)")
     args = ap.parse_args(argv)
     try:
         model = onnx.load(args.model, load_external_data=True)
@@ -1378,7 +1399,23 @@ def main(argv=None):
         name = os.path.splitext(os.path.basename(args.output))[0]
     if name is None:
         name = os.path.splitext(os.path.basename(args.model))[0]
-    text, tensors, unmapped = convert(model, name)
+    real = [vi.name for vi in model.graph.input
+            if vi.name not in {i.name for i in model.graph.initializer}]
+    shapes = {}
+    for k, spec in enumerate(args.input_shape):
+        key, _, dims = spec.rpartition("=")
+        try:
+            dims = [int(d) for d in dims.split(",")]
+        except ValueError:
+            ap.error(f"--input-shape {spec!r}: dimensions are integers, e.g. 1,3,224,224")
+        if any(d <= 0 for d in dims):
+            ap.error(f"--input-shape {spec!r}: dimensions are positive")
+        if not key:
+            if k >= len(real):
+                ap.error(f"--input-shape {spec!r}: the model has {len(real)} input(s)")
+            key = real[k]
+        shapes[key] = dims
+    text, tensors, unmapped = convert(model, name, shapes)
     if unmapped:
         print(report(unmapped), file=sys.stderr)
         return 1

@@ -5,11 +5,12 @@ compiled .so (`netrun`), each within 1e-4 of the reference (max|d| / max(1, max|
 
     onnx_conformance.py NETC SRC [--all] [--ops Conv,Relu] [-v]
 
-A case is taken when every node's op is one the converter maps (or refuses by name: Selu, ...). Inputs that a mapped op needs
-constant (weights, pads, scales, shapes, ...) become initializers with the case's values: .net
-has constant weights. A case the converter refuses is counted as refused with its reason (a dtype
-or rank the language lacks, an attribute with no exact .net form), never skipped silently. Without
---all, a representative subset (the first cases of each op) runs. Exit 1 on any mismatch, or on a
+A case is taken when every node's op is one the converter maps (or refuses by name: Selu, ...).
+Inputs that a mapped op needs constant (weights, pads, scales, shapes, ...) become initializers
+with the case's values: .net has constant weights. A case the converter refuses is counted as
+refused with its reason (a dtype or rank the language lacks, an attribute with no exact .net
+form), never skipped silently. Without --all, a representative subset (the first cases of each
+op) runs. Exit 1 on any mismatch, or on a
 case that converts but does not compile.
 """
 import argparse
@@ -47,7 +48,8 @@ def cases(ops_wanted):
     import onnx2net
     # the ops the converter maps, and the activations it refuses by name; ops it only folds on
     # constants (Cast, Gather, Range, ...) are not cases of their own
-    mapped = {o for o in onnx2net.HANDLERS if not o.startswith("_")} | {"Selu", "Softplus", "Mish", "Erf"}
+    mapped = ({o for o in onnx2net.HANDLERS if not o.startswith("_")}
+              | {"Selu", "Softplus", "Mish", "Erf"})
     out = []
     for c in node_cases.collect_testcases(None):
         if c.kind != "node" or not c.data_sets:

@@ -1,9 +1,10 @@
 #!/usr/bin/python3
-"""test_onnx2net.py — tools/onnx2net.py end to end: PyTorch modules and torchvision models exported
-with torch.onnx.export (opsets 11 to 17), converted, then run by `netc run` (the interpreter) and
-compiled at -O0 and -O2 (`netrun`), each within 1e-4 of PyTorch (max|d| / max|ref|); external
-data; naming; and refusals (one message per unsupported op with its count and first node, exit 1,
-no file written).  Run: /usr/bin/python3 test_onnx2net.py NETC SRC"""
+"""test_onnx2net.py — tools/onnx2net.py end to end: PyTorch modules and torchvision models
+exported with torch.onnx.export (opsets 11 to 17), converted, then run by `netc run` (the
+interpreter) and compiled at -O0 and -O2 (`netrun`), each within 1e-4 of PyTorch
+(max|d| / max|ref|); external data; naming; --input-shape; and refusals (one message per
+unsupported op with its count and first node, exit 1, no file written).
+Run: /usr/bin/python3 test_onnx2net.py NETC SRC"""
 import os
 import subprocess
 import sys
@@ -75,7 +76,8 @@ class Blocks(nn.Module):
         v = F.avg_pool2d(F.elu(b), 3, stride=1, padding=1)
         y = torch.cat([u[:, :, :v.shape[2], :v.shape[3]], v], dim=1)
         y = y - F.hardsigmoid(y)
-        y = y + F.interpolate(y, scale_factor=2, mode="nearest")[:, :, 1:y.shape[2] + 1, 2:y.shape[3] + 2]
+        up = F.interpolate(y, scale_factor=2, mode="nearest")
+        y = y + up[:, :, 1:y.shape[2] + 1, 2:y.shape[3] + 2]
         g = torch.tanh(self.se(y.mean((2, 3), keepdim=True)))
         y = torch.clamp(y * g, -2.0, 3.0) / (torch.sigmoid(g) + torch.sigmoid(g * g))
         y = F.interpolate(y, scale_factor=2, mode="bilinear", align_corners=False)
@@ -322,6 +324,28 @@ class Refusals(unittest.TestCase):
         whys = " / ".join(w for _, _, w in unmapped)
         self.assertIn("dimension N is not fixed", whys)
         self.assertIn("dtype int64", whys)
+
+    def test_dynamic_batch_with_input_shape(self):
+        with tempfile.TemporaryDirectory() as d:
+            onx = os.path.join(d, "dyn.onnx")
+            m = ViewLinear().eval()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(m, torch.randn(1, 3, 8, 8), onx, opset_version=13,
+                                  input_names=["x"], output_names=["y"],
+                                  dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
+            net = os.path.join(d, "dyn.net")
+            r = run_tool(onx, "-o", net)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("dimension batch is not fixed", r.stderr)
+            self.assertFalse(os.path.exists(net))
+            r = run_tool(onx, "-o", net, "--input-shape", "x=2,3,8,8")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(net) as f:
+                self.assertIn("input x: [2, 3, 8, 8]", f.read())
+            r = run_tool(onx, "-o", net, "--input-shape", "2,4,8,8")
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("dimension 1 is 3 in the model", r.stderr)
 
     def test_not_an_onnx_file(self):
         with tempfile.TemporaryDirectory() as d:
