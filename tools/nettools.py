@@ -1,9 +1,92 @@
-"""nettools.py — small helpers shared by the Python tools: safetensors and .npy writers that need
-only numpy (no safetensors package on Debian 12)."""
+"""nettools.py — small helpers shared by the Python tools: the .net writer's vocabulary (keywords,
+attribute defaults, value formatting) shared by the converters, and safetensors and .npy writers
+that need only numpy (no safetensors package on Debian 12)."""
 import json
+import math
+import re
 import struct
 
 import numpy as np
+
+KEYWORDS = {"net", "input", "output", "def", "return", "true", "false"}
+
+# Attribute defaults of the language (compiler/ops.def): an attribute equal to its default is
+# left out so the file reads like hand-written .net.
+DEFAULTS = {
+    "conv2d": {"stride": 1, "pad": 0, "dilation": 1, "groups": 1, "bias": True},
+    "conv_transpose2d": {"stride": 1, "pad": 0, "output_pad": 0, "dilation": 1, "groups": 1,
+                         "bias": True},
+    "linear": {"bias": True},
+    "batchnorm": {"eps": 1e-5},
+    "leaky_relu": {"slope": 0.01, "inplace": False},
+    "prelu": {"num_parameters": 1},
+    "gelu": {"approximate": "none"},
+    "elu": {"alpha": 1.0, "inplace": False},
+    "maxpool2d": {"pad": 0, "dilation": 1, "ceil_mode": False},
+    "avgpool2d": {"pad": 0, "ceil_mode": False, "count_include_pad": True},
+    "concat": {"axis": 1},
+    "slice": {"axis": 1, "start": 0},
+    "pad": {"mode": "constant", "value": 0.0},
+    "upsample": {"mode": "nearest"},
+    "softmax": {"axis": 1},
+    "dropout": {"p": 0.5},
+}
+for _op in ("relu", "relu6", "clamp", "sigmoid", "tanh", "silu", "hardswish", "hardsigmoid"):
+    DEFAULTS[_op] = {"inplace": False}
+
+
+class Unmapped(Exception):
+    """Raised by a node's mapping when the node has no .net equivalent; the message says why."""
+
+
+def fmt_value(v):
+    """A Python attribute value in .net syntax."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise Unmapped(f"non-finite attribute value {v}")
+        if v == int(v) and abs(v) < 1e15:
+            return f"{v:.1f}"
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(fmt_value(e) for e in v) + "]"
+    raise Unmapped(f"attribute value {v!r} has no .net form")
+
+
+def pair(v):
+    """An int or a 2-sequence as the shortest .net form: 3 for (3, 3), [1, 3] otherwise."""
+    if isinstance(v, (list, tuple)):
+        if len(v) == 1:
+            return int(v[0])
+        if len(v) != 2:
+            raise Unmapped(f"expected an int or a pair, got {v!r}")
+        a, b = int(v[0]), int(v[1])
+        return a if a == b else [a, b]
+    return int(v)
+
+
+def same_default(value, default):
+    if isinstance(default, bool) or isinstance(value, bool):
+        return value is default
+    if isinstance(value, list):
+        return False
+    return value == default
+
+
+def identifier(base):
+    """`base` as a .net identifier: other characters -> '_', a '_' before a leading digit or a
+    keyword's end."""
+    base = re.sub(r"[^A-Za-z0-9_]", "_", base) or "t"
+    if base[0].isdigit():
+        base = "_" + base
+    if base in KEYWORDS:
+        base = base + "_"
+    return base
 
 
 def write_safetensors(path, tensors, metadata=None):

@@ -22,7 +22,6 @@ import importlib
 import importlib.util
 import inspect
 import json
-import math
 import operator
 import os
 import re
@@ -35,75 +34,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.fx.passes.shape_prop import ShapeProp
 
-KEYWORDS = {"net", "input", "output", "def", "return", "true", "false"}
-
-# Attribute defaults of the language (compiler/ops.def): an attribute equal to its default is
-# left out so the file reads like hand-written .net.
-DEFAULTS = {
-    "conv2d": {"stride": 1, "pad": 0, "dilation": 1, "groups": 1, "bias": True},
-    "conv_transpose2d": {"stride": 1, "pad": 0, "output_pad": 0, "dilation": 1, "groups": 1,
-                         "bias": True},
-    "linear": {"bias": True},
-    "batchnorm": {"eps": 1e-5},
-    "leaky_relu": {"slope": 0.01, "inplace": False},
-    "prelu": {"num_parameters": 1},
-    "gelu": {"approximate": "none"},
-    "elu": {"alpha": 1.0, "inplace": False},
-    "maxpool2d": {"pad": 0, "dilation": 1, "ceil_mode": False},
-    "avgpool2d": {"pad": 0, "ceil_mode": False, "count_include_pad": True},
-    "concat": {"axis": 1},
-    "slice": {"axis": 1, "start": 0},
-    "pad": {"mode": "constant", "value": 0.0},
-    "upsample": {"mode": "nearest"},
-    "softmax": {"axis": 1},
-    "dropout": {"p": 0.5},
-}
-for _op in ("relu", "relu6", "clamp", "sigmoid", "tanh", "silu", "hardswish", "hardsigmoid"):
-    DEFAULTS[_op] = {"inplace": False}
-
-
-class Unmapped(Exception):
-    """Raised by a node's mapping when the node has no .net equivalent; the message says why."""
-
-
-def fmt_value(v):
-    """A Python attribute value in .net syntax."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            raise Unmapped(f"non-finite attribute value {v}")
-        if v == int(v) and abs(v) < 1e15:
-            return f"{v:.1f}"
-        return repr(v)
-    if isinstance(v, str):
-        return '"' + v + '"'
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(fmt_value(e) for e in v) + "]"
-    raise Unmapped(f"attribute value {v!r} has no .net form")
-
-
-def pair(v):
-    """An int or a 2-sequence as the shortest .net form: 3 for (3, 3), [1, 3] otherwise."""
-    if isinstance(v, (list, tuple)):
-        if len(v) == 1:
-            return int(v[0])
-        if len(v) != 2:
-            raise Unmapped(f"expected an int or a pair, got {v!r}")
-        a, b = int(v[0]), int(v[1])
-        return a if a == b else [a, b]
-    return int(v)
-
-
-def same_default(value, default):
-    if isinstance(default, bool) or isinstance(value, bool):
-        return value is default
-    if isinstance(value, list):
-        return False
-    return value == default
-
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nettools import DEFAULTS, Unmapped, fmt_value, identifier, pair, same_default  # noqa: E402
 
 def to_numpy(t):
     return t.detach().cpu().to(torch.float32).numpy().copy()
@@ -164,11 +96,7 @@ class Converter:
 
     # ---- names -----------------------------------------------------------------------------
     def fresh(self, base):
-        base = re.sub(r"[^A-Za-z0-9_]", "_", base) or "t"
-        if base[0].isdigit():
-            base = "_" + base
-        if base in KEYWORDS:
-            base = base + "_"
+        base = identifier(base)
         name, k = base, 1
         while name in self.used:
             name = f"{base}_{k}"
@@ -900,7 +828,6 @@ def main(argv=None):
     else:
         sys.stdout.write(text)
     if args.weights:
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         from nettools import write_safetensors
         write_safetensors(args.weights, tensors)
     return 0
