@@ -1,6 +1,6 @@
 /* test_cg_gemm.c — the blocked-GEMM kernel of 1×1 convolutions (cg_gemm.c) against the reference
- * interpreter at -O0 and -O2, serial and on 2 threads: channel counts 1, 3, 17 and 100 on both
- * sides (a tail block with a masked last vector, fewer channels than a vector), images of 1×1,
+ * interpreter at -O0 and -O2, each run serially and on 2 threads: channel counts 1, 3, 17 and 100
+ * on both sides (a tail block with a masked last vector, fewer channels than a vector), images of 1×1,
  * 2×2, 5×7 and 57×57 pixels (a row's narrower last tile), batch 2, stride 2 (rows of strided
  * pixels), reductions long enough to run in several chunks with partial sums in the output,
  * fused epilogues (bias, folded batchnorm, activations, per-channel prelu, residual adds), and
@@ -39,28 +39,30 @@ static int gemm_kernels(const Graph *g) {
     return k;
 }
 
-/* Compile src after `list` (NULL: none) at -O0 and -O2 (`fast`: -O2 only), with 0 and 2 threads,
- * against the interpreter on the graph before any pass; `want` layers must run as the GEMM. */
+/* Compile src after `list` (NULL: none) at -O0 and -O2 (`fast`: -O2 only), each run serially
+ * and on 2 threads, against the interpreter on the graph before any pass; `want` layers must run
+ * as the GEMM. */
 static void check_opts(const char *src, const char *list, int want, const char *what, bool fast) {
-    for (int opt = fast ? 2 : 0; opt <= 2; opt += 2)
-        for (int threads = 0; threads <= 2; threads += 2) {
-            Graph *ref = tu_load_text(src, 5), *g = tu_load_text(src, 5);
-            cr_assert(ref && g, "%s: does not load", what);
-            if (list) {
-                Diags d;
-                diags_init(&d);
-                PassOptions o = {.list = list, .split_tol = 1e-6, .winograd_tol = PASS_WINOGRAD_TOL_DEFAULT,
-                                 .pass_limit = -1, .verify = true};
-                cr_assert(passes_validate(&o, &d) && passes_run(g, &o, &d, stderr), "--passes=%s failed", list);
-                diags_free(&d);
-            }
-            if (opt == 2 && threads == 0) cr_expect_eq(gemm_kernels(g), want, "%s: %d GEMM layers, wanted %d", what,
-                                                        gemm_kernels(g), want);
-            double e = tu_compiled_vs_interp_ref(g, ref, opt, threads, 13);
-            cr_expect(e >= 0 && e <= 1e-5, "%s at -O%d, %d threads: rel.err %g", what, opt, threads, e);
-            ir_graph_free(ref);
-            ir_graph_free(g);
+    for (int opt = tu_min_opt(fast ? 2 : 0); opt <= 2; opt += 2) {
+        Graph *ref = tu_load_text(src, 5), *g = tu_load_text(src, 5);
+        cr_assert(ref && g, "%s: does not load", what);
+        if (list) {
+            Diags d;
+            diags_init(&d);
+            PassOptions o = {.list = list, .split_tol = 1e-6, .winograd_tol = PASS_WINOGRAD_TOL_DEFAULT,
+                             .pass_limit = -1, .verify = true};
+            cr_assert(passes_validate(&o, &d) && passes_run(g, &o, &d, stderr), "--passes=%s failed", list);
+            diags_free(&d);
         }
+        if (opt == 2) {
+            int k = gemm_kernels(g);
+            cr_expect_eq(k, want, "%s: %d GEMM layers, wanted %d", what, k, want);
+        }
+        double e = tu_compiled_vs_interp_ref(g, ref, opt, TU_SERIAL_AND_POOL, 13);
+        cr_expect(e >= 0 && e <= 1e-5, "%s at -O%d, serial and 2 threads: rel.err %g", what, opt, e);
+        ir_graph_free(ref);
+        ir_graph_free(g);
+    }
 }
 
 static void conv(const char *shape, const char *args) {
