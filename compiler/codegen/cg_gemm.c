@@ -4,8 +4,8 @@
  * Register tile: MR pixels × KV vectors of output channels, MR·KV accumulators beside KV weight
  * vectors and a broadcast (choose_tile: 24-27 accumulators of 32 registers on AVX-512, 12 of 16
  * on AVX2/SSE). Per input channel it loads KV weight vectors and broadcasts MR input values, for
- * MR·KV FMAs. The pixels run as one sequence of N·OH·OW, tiled evenly (the last tile narrower,
- * its own variant), so tiles never stop at a row's end; the last output block may be narrower
+ * MR·KV FMAs. The pixels run as one sequence of N·OH·OW, tiled evenly (the last tile's spare
+ * pixels repeat the last pixel), so tiles never stop at a row's end; the last output block may be narrower
  * (its last vector masked, so a concat slice's neighbour is never written).
  *
  * Blocking: a work item is one block of MB tiles (M) × one block of KV·vw output channels (N).
@@ -94,12 +94,14 @@ typedef struct Tile {
     LLVMValueRef pf; /* floats from a k step's weights to the line this tile prefetches (NULL: none) */
 } Tile;
 
-/* The tile's pixels: flat, at constant steps from pixel q0; else each decoded from its index. */
+/* The tile's pixels: flat, at constant steps from pixel q0; else each decoded from its index.
+ * Pixels past the last (the last tile's spare ones, when MR does not divide M) are the last. */
 static void tile_pixels(Cg *cg, Tile *t) {
     const Gemm *G = t->G;
     const ConvGeom *g = &G->g;
     for (int p = 0; p < t->w; p++) {
         LLVMValueRef q = cg_addc(cg, t->q0, p);
+        if (G->wl < G->MR && p >= G->wl) q = cg_min(cg, q, cg_i64(cg, G->M - 1)); /* the last tile's spare pixels */
         if (G->flat) {
             t->n[p] = t->oy[p] = cg_i64(cg, 0);
             t->ox[p] = q;
@@ -219,25 +221,11 @@ static void gemm_block(Cg *cg, const Gemm *G, int var, LLVMValueRef t0, LLVMValu
     /* the next chunk's weights (or the next block's first), a line per k step per tile: the
        block's first KV tiles fetch all of it into L2 while the chunk computes */
     t.pf = cg_addc(cg, cg_mulc(cg, cg_remc(cg, LLVMBuildSub(cg->b, lt.iv, t0, ""), t.K), cg->vw), G->KC * t.K * cg->vw);
-    if (G->wl < G->MR) { /* the last tile is narrower */
-        LLVMValueRef narrow = LLVMBuildICmp(cg->b, LLVMIntEQ, lt.iv, cg_i64(cg, G->T - 1), "narrow");
-        LLVMBasicBlockRef bn = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "narrow");
-        LLVMBasicBlockRef bf = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "full");
-        LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "tiled");
-        LLVMBuildCondBr(cg->b, narrow, bn, bf);
-        LLVMPositionBuilderAtEnd(cg->b, bn);
-        t.w = G->wl;
-        gemm_tile(cg, &t, wblk, k0, k1, first, last);
-        LLVMBuildBr(cg->b, done);
-        LLVMPositionBuilderAtEnd(cg->b, bf);
-        t.w = G->MR;
-        gemm_tile(cg, &t, wblk, k0, k1, first, last);
-        LLVMBuildBr(cg->b, done);
-        LLVMPositionBuilderAtEnd(cg->b, done);
-    } else {
-        t.w = G->MR;
-        gemm_tile(cg, &t, wblk, k0, k1, first, last);
-    }
+    /* one tile body for all: the last tile's pixels past M are pixel M - 1 again (tile_pixels),
+       computed from the same partial sum and stored with the same value, instead of a second,
+       narrower body (compile time) */
+    t.w = G->MR;
+    gemm_tile(cg, &t, wblk, k0, k1, first, last);
     cg_loop_end(cg, &lt);
     if (G->nkc > 1) cg_loop_end(cg, &lc);
 }
