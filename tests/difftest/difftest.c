@@ -462,6 +462,36 @@ static bool gen_conv_block(Gen *x) {
     return true;
 }
 
+/* MobileNetV2's inverted residual on v: 1×1 expand (t = 1-6, at most 96 channels), batchnorm,
+ * relu6, depthwise 3×3 (stride 1 or 2), batchnorm, relu6, 1×1 project, batchnorm, and the residual
+ * add where the shapes allow: after fold-bn and fuse-act, fuse-dw's depthwise -> 1×1 pair. */
+static bool gen_inverted_residual(Gen *x, int v) {
+    if (op_excluded(x, OP_CONV2D) || v < 0 || value_shape(x->G, v)->rank != 4) return false;
+    Rng *r = &x->r;
+    Shape s = *value_shape(x->G, v);
+    int64_t C = s.d[1], E = C * rng_int(r, 1, 6), st = rng_chance(r, 0.35) ? 2 : 1;
+    if (E > 96) E = 96;
+    char a[200];
+    snprintf(a, sizeof a, ", %lld, kernel=1, bias=false", (long long)E);
+    Shape se = {4, {s.d[0], E, s.d[2], s.d[3]}};
+    int y = new_op(x, GK_OP, OP_CONV2D, &v, 1, &se, a);
+    if (y >= 0) y = gen_bn_on(x, y);
+    if (y >= 0) y = new_op(x, GK_OP, OP_RELU6, &y, 1, &se, "");
+    snprintf(a, sizeof a, ", %lld, kernel=3, stride=%lld, pad=1, groups=%lld%s", (long long)E, (long long)st,
+             (long long)E, rng_chance(r, 0.5) ? ", bias=false" : "");
+    Shape sd = {4, {s.d[0], E, (s.d[2] - 1) / st + 1, (s.d[3] - 1) / st + 1}};
+    if (y >= 0) y = new_op(x, GK_OP, OP_CONV2D, &y, 1, &sd, a);
+    if (y >= 0 && rng_chance(r, 0.7)) y = gen_bn_on(x, y);
+    if (y >= 0) y = rng_chance(r, 0.7) ? new_op(x, GK_OP, OP_RELU6, &y, 1, &sd, "") : gen_act_on(x, y);
+    int64_t O = st == 1 && rng_chance(r, 0.6) ? C : choose_channels(r, C);
+    snprintf(a, sizeof a, ", %lld, kernel=1%s", (long long)O, rng_chance(r, 0.5) ? ", bias=false" : "");
+    Shape so = {4, {s.d[0], O, sd.d[2], sd.d[3]}};
+    if (y >= 0) y = new_op(x, GK_OP, OP_CONV2D, &y, 1, &so, a);
+    if (y >= 0 && rng_chance(r, 0.6)) y = gen_bn_on(x, y);
+    if (y >= 0 && shape_eq(&so, &s)) y = emit_binary(x, OP_ADD, y, v);
+    return y >= 0;
+}
+
 static bool gen_act(Gen *x) {
     int v = pick_value(x, R2 | R4);
     return v >= 0 && gen_act_on(x, v) >= 0;
@@ -902,6 +932,9 @@ static void gen_graph(GGraph *G, uint64_t seed, const bool *excluded, int max_op
             if (i == 1 && rng_chance(r, 0.5)) *s = G->input[0];
         }
     }
+    /* one graph in six starts with an inverted residual (fuse-dw's pattern), its other ops as
+       they come */
+    if (hash_str(seed, "inverted residual") % 6 == 0) gen_inverted_residual(&x, G->ninputs - 1);
     int lo = max_ops < 3 ? max_ops : 3;
     int target = lo + (int)((max_ops - lo) * pow(rng_unit(r), 1.6) + 0.5);
     int total = 0;
