@@ -249,6 +249,9 @@ def main():
     ap.add_argument("--ort-dir", default=DEFAULT_ORT_DIR,
                     help="folder holding node_modules/onnxruntime-node (default %(default)s)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder (models, .so, .onnx)")
+    ap.add_argument("--cpu", default=None,
+                    help="netc --cpu (e.g. x86-64-v3: the AVX2 path on an AVX-512 host); the peak is then "
+                         "measured for that level; PyTorch and ORT still pick their own kernels")
     args = ap.parse_args()
     netc, netrun = os.path.join(args.build, "netc"), os.path.join(args.build, "netrun")
     threads = [int(t) for t in args.threads.split(",")]
@@ -273,8 +276,8 @@ def bench(args, netc, netrun, threads, models, work):
 
     print(f"CPU: {cpu_name()} ({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f})", flush=True)
     peak_bin = os.path.join(work, "peak")
-    run(["cc", "-O3", "-march=native", "-ffp-contract=fast", os.path.join(HERE, "peak.c"), "-o", peak_bin,
-         "-lpthread"])
+    run(["cc", "-O3", "-march=" + (args.cpu or "native"), "-ffp-contract=fast", os.path.join(HERE, "peak.c"),
+         "-o", peak_bin, "-lpthread"])
     # the best of 3 at the start and of 1 after each model: the peak is what the machine can do,
     # and other load only ever lowers it
     peak = {t: 0.0 for t in threads}
@@ -304,12 +307,13 @@ def bench(args, netc, netrun, threads, models, work):
         model = os.path.join(ROOT, "examples", name + ".net")
         so = {"2": os.path.join(work, f"{name}.O2.so")}
         t0 = time.perf_counter()
-        comp = run([netc, model, "--weights", w, "-O2", "-o", so["2"], "--time-passes"])
+        cpu = ["--cpu=" + args.cpu] if args.cpu else []
+        comp = run([netc, model, "--weights", w, "-O2", "-o", so["2"], "--time-passes"] + cpu)
         compile_s = time.perf_counter() - t0
         phase = dominant_phase(comp.stderr)
         if args.with_o0:
             so["0"] = os.path.join(work, f"{name}.O0.so")
-            run([netc, model, "--weights", w, "-O0", "-o", so["0"]])
+            run([netc, model, "--weights", w, "-O0", "-o", so["0"]] + cpu)
         out = os.path.join(work, name + ".out.npy")
         run([netrun, so["2"], "--input", inp, "--output", out])
         err = rel_err(np.load(out), ref)
@@ -395,6 +399,9 @@ def bench(args, netc, netrun, threads, models, work):
     print("% peak: of the best FP32 peak measured in this run (" + ", ".join(
         f"{peak[t]:.0f} GFLOP/s on {t} thread{'s' if t > 1 else ''}" for t in threads) + ").")
     print("compile s: wall time of `netc -O2` (with --time-passes), which uses every CPU.")
+    if args.cpu:
+        print(f"netc compiled with --cpu={args.cpu} (peak measured for it); PyTorch and ORT use this CPU's "
+              "own best kernels, so the ratio is against peers with wider vectors where the CPU has them.")
     if not ort_env:
         print(f"ORT n/a: {ort_why}.")
     for n in notes:
