@@ -113,5 +113,31 @@ def write_safetensors(path, tensors, metadata=None):
             f.write(b)
 
 
+def write_outputs(output, text, weights, tensors):
+    """A converter's results: the .net text to `output` (stdout when None) and the tensors to
+    `weights` (skipped when None). Both are written to temporary files beside their targets and
+    renamed into place only when both are complete, so a failure leaves neither half-written."""
+    import os
+    import sys
+    done = []
+    try:
+        if weights:
+            write_safetensors(weights + ".tmp", tensors)
+            done.append(weights)
+        if output:
+            with open(output + ".tmp", "w") as f:
+                f.write(text)
+            done.append(output)
+        for p in done:
+            os.replace(p + ".tmp", p)
+    except BaseException:
+        for p in done + [weights, output]:
+            if p and os.path.exists(p + ".tmp"):
+                os.remove(p + ".tmp")
+        raise
+    if not output:
+        sys.stdout.write(text)
+
+
 def write_npy(path, a):
     np.save(path, np.ascontiguousarray(np.asarray(a, dtype="<f4")))

@@ -28,7 +28,8 @@ import onnx
 from onnx import helper, numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nettools import DEFAULTS, Unmapped, fmt_value, identifier, pair, same_default  # noqa: E402
+from nettools import (DEFAULTS, Unmapped, fmt_value, identifier, pair, same_default,  # noqa: E402
+                      write_outputs)
 
 # PyTorch exports opsets 11 to 17 (what the tests cover); older ones are read too, their
 # ops' earlier forms (attributes that later became inputs) included, legacy attributes refused
@@ -1419,14 +1420,7 @@ def main(argv=None):
     if unmapped:
         print(report(unmapped), file=sys.stderr)
         return 1
-    if args.output:
-        with open(args.output, "w") as f:
-            f.write(text)
-    else:
-        sys.stdout.write(text)
-    if args.weights:
-        from nettools import write_safetensors
-        write_safetensors(args.weights, tensors)
+    write_outputs(args.output, text, args.weights, tensors)
     return 0
 
 

@@ -35,7 +35,8 @@ import torch.nn.functional as F
 from torch.fx.passes.shape_prop import ShapeProp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nettools import DEFAULTS, Unmapped, fmt_value, identifier, pair, same_default  # noqa: E402
+from nettools import (DEFAULTS, Unmapped, fmt_value, identifier, pair, same_default,  # noqa: E402
+                      write_outputs)
 
 def to_numpy(t):
     return t.detach().cpu().to(torch.float32).numpy().copy()
@@ -822,14 +823,7 @@ def main(argv=None):
         print(f"torch2net: {len(unmapped)} node(s) not mapped; nothing written "
               "(--allow-unmapped writes them as comments)", file=sys.stderr)
         return 1
-    if args.output:
-        with open(args.output, "w") as f:
-            f.write(text)
-    else:
-        sys.stdout.write(text)
-    if args.weights:
-        from nettools import write_safetensors
-        write_safetensors(args.weights, tensors)
+    write_outputs(args.output, text, args.weights, tensors)
     return 0
 
 
