@@ -276,4 +276,11 @@ const char *tu_cpu(void) {
     return c && *c ? c : NULL;
 }
 
+const Node *tu_node(const Graph *g, const char *name) {
+    for (int i = 0; i < g->nodes.len; i++)
+        if (!ir_node(g, i)->dead && !strcmp(ir_node(g, i)->name, name)) return ir_node(g, i);
+    cr_assert_fail("no node %s", name);
+    return NULL;
+}
+
 int tu_min_opt(int lo) { return tu_cpu() && lo < 2 ? 2 : lo; }

@@ -43,6 +43,9 @@ Graph *tu_load_text(const char *src, uint64_t seed);
 /* The same for a file of the source tree (path relative to it). */
 Graph *tu_load_file(const char *rel, uint64_t seed);
 
+/* The live node named `name` (a test failure when there is none). */
+const Node *tu_node(const Graph *g, const char *name);
+
 /* ---- running on given inputs, comparing special values (NaN, ±inf, signed zeros) ---------- */
 
 /* Compile g at opt_level for `cpu` (NULL: the host; any LLVM CPU name, e.g. "x86-64-v3"), load

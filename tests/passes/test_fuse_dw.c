@@ -27,13 +27,6 @@ static bool run(Graph *g, const char *list, int64_t min_bytes, char **report) {
     return ok;
 }
 
-static const Node *node(const Graph *g, const char *name) {
-    for (int i = 0; i < g->nodes.len; i++)
-        if (!ir_node(g, i)->dead && !strcmp(ir_node(g, i)->name, name)) return ir_node(g, i);
-    cr_assert_fail("no node %s", name);
-    return NULL;
-}
-
 static const char *pairs_src = "input x: [1, 8, 20, 18]\n"
                                "a = conv2d(x, 8, kernel=3, pad=1, groups=8)\n"            /* -> b: taken */
                                "b = conv2d(a, 12, kernel=1)\n"
@@ -60,16 +53,16 @@ Test(fuse_dw, takes_the_pairs_it_can_and_leaves_the_others) {
     cr_assert(run(g, "fuse-dw", -1, &report), "%s", report);
     cr_expect(strstr(report, "fuse-dw: 1 depthwise conv computed row by row"), "%s", report);
     free(report);
-    cr_expect_eq(node(g, "a")->algo, CONV_ALGO_DW_IN_CONSUMER);
-    cr_expect_eq(node(g, "b")->algo, CONV_ALGO_DW_ROWS);
+    cr_expect_eq(tu_node(g, "a")->algo, CONV_ALGO_DW_IN_CONSUMER);
+    cr_expect_eq(tu_node(g, "b")->algo, CONV_ALGO_DW_ROWS);
     const char *left[] = {"c", "d", "e", "f", "h", "i", "j", "k", "m", "n", "o", "p", "q"};
     for (size_t i = 0; i < sizeof left / sizeof *left; i++)
-        cr_expect_eq(node(g, left[i])->algo, CONV_ALGO_DIRECT, "%s was fused", left[i]);
+        cr_expect_eq(tu_node(g, left[i])->algo, CONV_ALGO_DIRECT, "%s was fused", left[i]);
     /* the planner stores no output for the depthwise conv, and keeps its input until b runs */
     Plan p;
     plan_graph(g, &p);
-    cr_expect_lt(p.slots[node(g, "a")->out].first, 0, "the depthwise output was given storage");
-    cr_expect_geq(p.in_copies[0].last, node(g, "b")->id + 1, "x's NHWC copy dies before b reads it");
+    cr_expect_lt(p.slots[tu_node(g, "a")->out].first, 0, "the depthwise output was given storage");
+    cr_expect_geq(p.in_copies[0].last, tu_node(g, "b")->id + 1, "x's NHWC copy dies before b reads it");
     plan_free(&p);
     double e = tu_compiled_vs_interp_ref(g, ref, 2, TU_SERIAL_AND_POOL, 5);
     cr_expect(e >= 0 && e <= 1e-5, "compiled after fuse-dw vs interpreter before: rel.err %g", e);
@@ -87,11 +80,11 @@ Test(fuse_dw, epilogues) {
     char *report;
     cr_assert(run(g, "fuse-act,fuse-dw", -1, &report), "%s", report);
     free(report);
-    cr_expect_eq(node(g, "a")->algo, CONV_ALGO_DIRECT, "a depthwise conv with a residual add was fused");
-    cr_expect_eq(node(g, "d")->algo, CONV_ALGO_DW_IN_CONSUMER);
-    cr_expect_eq(node(g, "f")->algo, CONV_ALGO_DW_ROWS);
-    cr_expect_eq(node(g, "d")->nepi, 1);
-    cr_expect_eq(node(g, "f")->nepi, 2);
+    cr_expect_eq(tu_node(g, "a")->algo, CONV_ALGO_DIRECT, "a depthwise conv with a residual add was fused");
+    cr_expect_eq(tu_node(g, "d")->algo, CONV_ALGO_DW_IN_CONSUMER);
+    cr_expect_eq(tu_node(g, "f")->algo, CONV_ALGO_DW_ROWS);
+    cr_expect_eq(tu_node(g, "d")->nepi, 1);
+    cr_expect_eq(tu_node(g, "f")->nepi, 2);
     for (int opt = tu_min_opt(0); opt <= 2; opt += 2) {
         double e = tu_compiled_vs_interp_ref(g, ref, opt, TU_SERIAL_AND_POOL, 6);
         cr_expect(e >= 0 && e <= 1e-5, "-O%d: rel.err %g", opt, e);
@@ -114,7 +107,7 @@ Test(fuse_dw, threshold) {
     cr_assert(run(gb, "fuse-dw", 0, &report), "%s", report);
     cr_expect(strstr(report, "1 depthwise conv computed") && strstr(report, "1.53 MiB not stored"), "%s", report);
     free(report);
-    cr_expect_eq(node(gb, "b")->algo, CONV_ALGO_DW_ROWS);
+    cr_expect_eq(tu_node(gb, "b")->algo, CONV_ALGO_DW_ROWS);
     ir_graph_free(gs);
     ir_graph_free(gb);
 }
@@ -128,7 +121,7 @@ Test(fuse_dw, at_O2_the_ir_dump_and_running_twice) {
     PassOptions o = {.opt_level = 2, .pass_limit = -1, .verify = true, .winograd_tol = PASS_WINOGRAD_TOL_DEFAULT};
     cr_assert(passes_run(g, &o, &d, stderr));
     diags_free(&d);
-    cr_expect_eq(node(g, "a")->algo, CONV_ALGO_DW_IN_CONSUMER, "-O2 did not fuse an 864 KiB depthwise output");
+    cr_expect_eq(tu_node(g, "a")->algo, CONV_ALGO_DW_IN_CONSUMER, "-O2 did not fuse an 864 KiB depthwise output");
     char *txt = NULL;
     size_t len;
     FILE *f = open_memstream(&txt, &len);
@@ -151,15 +144,15 @@ Test(fuse_dw, the_verifier_refuses_a_broken_mark) {
     Graph *g = tu_load_text(src, 1);
     Diags d;
     diags_init(&d);
-    ir_node(g, node(g, "a")->id)->algo = CONV_ALGO_DW_IN_CONSUMER; /* its reader is a 3x3 conv */
+    ir_node(g, tu_node(g, "a")->id)->algo = CONV_ALGO_DW_IN_CONSUMER; /* its reader is a 3x3 conv */
     cr_expect_not(ir_verify(g, &d, true));
     char *s = diags_to_string(&d);
     cr_expect(strstr(s, "'a' is to be computed inside its consumer"), "%s", s);
     free(s);
     diags_free(&d);
     diags_init(&d);
-    ir_node(g, node(g, "a")->id)->algo = CONV_ALGO_DIRECT;
-    ir_node(g, node(g, "e")->id)->algo = CONV_ALGO_DW_ROWS; /* its producer is not marked */
+    ir_node(g, tu_node(g, "a")->id)->algo = CONV_ALGO_DIRECT;
+    ir_node(g, tu_node(g, "e")->id)->algo = CONV_ALGO_DW_ROWS; /* its producer is not marked */
     cr_expect_not(ir_verify(g, &d, true));
     s = diags_to_string(&d);
     cr_expect(strstr(s, "'e' computes its input's producer row by row"), "%s", s);
@@ -191,9 +184,9 @@ Test(fuse_dw, passes_after_it_keep_the_pair) {
     o.fuse_dw_min_bytes = -1;
     cr_assert(passes_run(g, &o, &d, stderr));
     diags_free(&d);
-    cr_expect_eq(node(g, "a")->algo, CONV_ALGO_DW_IN_CONSUMER);
-    cr_expect_eq(node(g, "b")->algo, CONV_ALGO_DW_ROWS);
-    cr_expect_eq(node(g, "b")->nepi, 1, "relu not fused into the 1x1 conv");
+    cr_expect_eq(tu_node(g, "a")->algo, CONV_ALGO_DW_IN_CONSUMER);
+    cr_expect_eq(tu_node(g, "b")->algo, CONV_ALGO_DW_ROWS);
+    cr_expect_eq(tu_node(g, "b")->nepi, 1, "relu not fused into the 1x1 conv");
     for (int opt = tu_min_opt(0); opt <= 2; opt += 2) {
         double e = tu_compiled_vs_interp_ref(g, ref, opt, TU_SERIAL_AND_POOL, 9);
         cr_expect(e >= 0 && e <= 1e-5, "-O%d: rel.err %g", opt, e);

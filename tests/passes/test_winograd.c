@@ -28,13 +28,6 @@ static bool run_tol(Graph *g, const char *list, double tol, int64_t limit, char 
     return ok;
 }
 
-static const Node *node(const Graph *g, const char *name) {
-    for (int i = 0; i < g->nodes.len; i++)
-        if (!ir_node(g, i)->dead && !strcmp(ir_node(g, i)->name, name)) return ir_node(g, i);
-    cr_assert_fail("no node %s", name);
-    return NULL;
-}
-
 static const char *layers_src = "input x: [1, 16, 28, 24]\n"
                                 "a = conv2d(x, 16, kernel=3, pad=1)\n"             /* 7x6 tiles: taken */
                                 "b = conv2d(a, 24, kernel=3, pad=1, bias=false)\n" /* taken */
@@ -72,7 +65,7 @@ Test(winograd, takes_the_layers_that_pay_and_says_why_not_for_the_others) {
     for (const char *p = all; *p; p++) {
         char name[2] = {*p, 0};
         bool t = strchr(taken, *p) != NULL;
-        cr_expect_eq(node(g, name)->algo, t ? CONV_ALGO_WINOGRAD43 : CONV_ALGO_DIRECT, "%s", name);
+        cr_expect_eq(tu_node(g, name)->algo, t ? CONV_ALGO_WINOGRAD43 : CONV_ALGO_DIRECT, "%s", name);
     }
     /* the interpreter stays direct: the same numbers; the compiled graph within F(4,3)'s error */
     cr_expect_eq(tu_interp_vs_interp(ref, g, 4), 0.0);
@@ -111,8 +104,8 @@ Test(winograd, pass_limit_repeats_and_the_ir_dump) {
     Graph *g = tu_load_text(layers_src, 3);
     char *rep;
     cr_assert(run_tol(g, "winograd", PASS_WINOGRAD_TOL_DEFAULT, 1, &rep), "%s", rep);
-    cr_expect_eq(node(g, "a")->algo, CONV_ALGO_WINOGRAD43);
-    cr_expect_eq(node(g, "b")->algo, CONV_ALGO_DIRECT, "the budget was one rewrite");
+    cr_expect_eq(tu_node(g, "a")->algo, CONV_ALGO_WINOGRAD43);
+    cr_expect_eq(tu_node(g, "b")->algo, CONV_ALGO_DIRECT, "the budget was one rewrite");
     free(rep);
     /* twice in a row: the second run keeps what the first chose and rewrites nothing */
     ir_graph_free(g);
@@ -145,7 +138,7 @@ Test(winograd, pass_limit_repeats_and_the_ir_dump) {
 
 Test(winograd, the_verifier_refuses_winograd_on_a_conv_that_cannot_run_it) {
     Graph *g = tu_load_text(layers_src, 3);
-    ((Node *)node(g, "d"))->algo = CONV_ALGO_WINOGRAD43; /* strided */
+    ((Node *)tu_node(g, "d"))->algo = CONV_ALGO_WINOGRAD43; /* strided */
     Diags d;
     diags_init(&d);
     cr_expect(!ir_verify(g, &d, true));
