@@ -527,6 +527,9 @@ class Converter:
 
     def cat(self, node, base, args, kw):
         parts = args[0]
+        if len(parts) == 1:  # torch.cat([x]) is x (DenseNet's first dense layer): no statement
+            self.env[node] = self.tensor(parts[0])
+            return
         dim = self.value(self.arg(args, kw, 1, "dim", 0))
         rank = len(self.shape(parts[0]))
         self.emit(node, base, "concat", [self.tensor(p) for p in parts],

@@ -62,10 +62,11 @@ class TestTorchvision(unittest.TestCase):
 
     def test_classification_models_map_completely(self):
         # expected statement counts: one per layer of the flat graph (at 96x96, VGG's 7x7
-        # adaptive pool is a real adaptive_avgpool, not the no-op it is at 224)
+        # adaptive pool is a real adaptive_avgpool, not the no-op it is at 224; DenseNet's four
+        # one-input concats, one per dense block, are no statement)
         for name, count in [("resnet18", 69), ("resnet50", 175), ("mobilenet_v2", 153),
                             ("mobilenet_v3_small", 157), ("shufflenet_v2_x0_5", 211),
-                            ("squeezenet1_1", 66), ("densenet121", 431),
+                            ("squeezenet1_1", 66), ("densenet121", 427),
                             ("efficientnet_b0", 240), ("googlenet", 197), ("vgg11", 30)]:
             with self.subTest(model=name):
                 text, tensors, unmapped = self.convert(name)
@@ -108,6 +109,38 @@ class TestPatterns(unittest.TestCase):
         text, _, unmapped = torch2net.convert(WithLayerNorm().eval(), torch.randn(1, 3, 8, 8))
         self.assertEqual(unmapped, [("norm", "norm"), ("mul", "mul")])
         self.assertIn("# unmapped:", text)
+
+    def test_a_one_input_cat_is_its_input(self):
+        class M(nn.Module):  # DenseNet's first dense layer concatenates a list of one tensor
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv2d(3, 4, 1)
+
+            def forward(self, x):
+                y = torch.cat([x], 1)
+                return self.conv(torch.cat([y, torch.cat([x], dim=1)], 1)[:, :3])
+        m = M().eval()
+        x = torch.randn(1, 3, 5, 5)
+        text, tensors, unmapped = torch2net.convert(m, x)
+        self.assertEqual(unmapped, [])
+        st = statements(text)
+        self.assertEqual(list(st.values())[0], "concat(x, x)")
+        self.assertEqual(sum("concat(" in v for v in st.values()), 1)
+        netc = os.environ.get("NETC") or os.path.join(os.path.abspath(SRC), "build", "netc")
+        if not os.path.exists(netc):
+            self.skipTest("no build/netc to run the converted model")
+        import numpy as np
+        from nettools import write_outputs, write_npy
+        with tempfile.TemporaryDirectory() as d:
+            net, w, xi, yo = (os.path.join(d, f) for f in ("m.net", "m.safetensors", "x.npy", "y.npy"))
+            write_outputs(net, text, w, tensors)
+            write_npy(xi, x.numpy())
+            r = subprocess.run([netc, "run", net, "--weights", w, "--input", xi, "--output", yo],
+                               capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            want = m(x).detach().numpy()
+            got = np.load(yo)
+            self.assertLessEqual(float(abs(got - want).max()), 1e-5 * float(abs(want).max()))
 
     def test_functional_forms(self):
         class M(nn.Module):
