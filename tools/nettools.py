@@ -89,6 +89,18 @@ def identifier(base):
     return base
 
 
+def fresh_name(base, used):
+    """A binding named after `base` (sanitised), unique among `used` (base, base_1, ...); added
+    to `used`."""
+    base = identifier(base)
+    name, k = base, 1
+    while name in used:
+        name = f"{base}_{k}"
+        k += 1
+    used.add(name)
+    return name
+
+
 def write_safetensors(path, tensors, metadata=None):
     """tensors: dict name -> numpy array (float32 written as F32). Sorted by name, like the
     reference implementation."""

@@ -28,8 +28,8 @@ import onnx
 from onnx import helper, numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nettools import (DEFAULTS, Unmapped, fmt_value, identifier, pair, same_default,  # noqa: E402
-                      write_outputs)
+from nettools import (DEFAULTS, Unmapped, fmt_value, fresh_name, identifier, pair,  # noqa: E402
+                      same_default, write_outputs)
 
 # PyTorch exports opsets 11 to 17 (what the tests cover); older ones are read too, their
 # ops' earlier forms (attributes that later became inputs) included, legacy attributes refused
@@ -119,13 +119,7 @@ class Converter:
 
     # ---- names -----------------------------------------------------------------------------
     def fresh(self, base):
-        base = identifier(base)
-        name, k = base, 1
-        while name in self.used:
-            name = f"{base}_{k}"
-            k += 1
-        self.used.add(name)
-        return name
+        return fresh_name(base, self.used)
 
     def base_of(self, node, i=0):
         out = node.outputs[i] if i < len(node.outputs) else ""

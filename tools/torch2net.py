@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch.fx.passes.shape_prop import ShapeProp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nettools import (DEFAULTS, Unmapped, fmt_value, identifier, pair, same_default,  # noqa: E402
+from nettools import (DEFAULTS, Unmapped, fmt_value, fresh_name, pair, same_default,  # noqa: E402
                       write_outputs)
 
 def to_numpy(t):
@@ -97,13 +97,7 @@ class Converter:
 
     # ---- names -----------------------------------------------------------------------------
     def fresh(self, base):
-        base = identifier(base)
-        name, k = base, 1
-        while name in self.used:
-            name = f"{base}_{k}"
-            k += 1
-        self.used.add(name)
-        return name
+        return fresh_name(base, self.used)
 
     # ---- values ----------------------------------------------------------------------------
     def value(self, a):
