@@ -169,6 +169,25 @@ case("batchnorm_rank4", "y = batchnorm(x, eps=1e-3)\noutput y", [("x", (2, 5, 4,
 case("batchnorm_rank2", "y = batchnorm(x)\noutput y", [("x", (4, 6))],
      lambda x, w: bn(x["x"], w, "y"), bn_w("y", 6))
 
+# ---- layernorm over the channels (nn.LayerNorm(C) on channels-last data), scale ------------
+def ln_c(t, w, name, eps=1e-5, affine=True):
+    wt, bt = (w[name + ".weight"], w[name + ".bias"]) if affine else (None, None)
+    if t.dim() == 2:
+        return F.layer_norm(t, (t.shape[1],), wt, bt, eps)
+    return F.layer_norm(t.permute(0, 2, 3, 1), (t.shape[1],), wt, bt, eps).permute(0, 3, 1, 2)
+
+
+case("layernorm_rank4", "y = layernorm(x, eps=1e-6)\noutput y", [("x", (2, 7, 4, 3))],
+     lambda x, w: ln_c(x["x"], w, "y", eps=1e-6), {"y.weight": (7,), "y.bias": (7,)}, scale=3.0)
+case("layernorm_rank2", "y = layernorm(x)\noutput y", [("x", (3, 10))],
+     lambda x, w: ln_c(x["x"], w, "y"), {"y.weight": (10,), "y.bias": (10,)})
+case("layernorm_noaffine", "y = layernorm(x, eps=0.01, affine=false)\noutput y", [("x", (1, 5, 3, 6))],
+     lambda x, w: ln_c(x["x"], w, "y", eps=0.01, affine=False))
+case("scale", "y = scale(x)\noutput y", [("x", (2, 6, 3, 4))],
+     lambda x, w: x["x"] * w["y.weight"].view(1, 6, 1, 1), {"y.weight": (6,)})
+case("scale_bias_rank2", "y = scale(x, bias=true)\noutput y", [("x", (4, 9))],
+     lambda x, w: x["x"] * w["y.weight"] + w["y.bias"], {"y.weight": (9,), "y.bias": (9,)})
+
 # ---- activations ---------------------------------------------------------------------------
 A = (2, 3, 5, 4)
 unary("relu", "relu(x)", A, F.relu)

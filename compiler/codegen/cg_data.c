@@ -1,7 +1,8 @@
 /* cg_data.c — kernels for data movement: concat, slice, flatten (strided copies between views),
  * channel_shuffle (a gather through a permutation table), pad and upsample (per output row and
  * column source indices and weights computed at compile time into constant tables, with the
- * interpreter's exact arithmetic), and softmax (max-subtracted, along any axis). */
+ * interpreter's exact arithmetic), softmax (max-subtracted, along any axis) and layernorm (over
+ * the channels), which share one line-reduction loop. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -491,12 +492,13 @@ bool cg_kernel_upsample(Cg *cg, const Node *n) {
     return rs_emit(cg, n, &r, "upsample");
 }
 
-/* ---- softmax --------------------------------------------------------------------------------- */
+/* ---- softmax and layernorm: line reductions along one axis ------------------------------------ */
 
 /* Three shapes: the axis contiguous on both sides (a line of vectors per item, reduced
  * horizontally: NHWC's channel axis, a row-major last axis); another dimension contiguous on
  * both sides (vectors of independent lines, one per lane, walking the axis); else scalar
- * lines. */
+ * lines. softmax runs three passes along a line (max; exp and sum; divide), layernorm three
+ * (sum; sum of squared deviations; normalise, scale and shift). */
 typedef enum { SM_LINE_VEC, SM_ACROSS, SM_LINE_SCALAR } SmMode;
 
 typedef struct Smax {
@@ -506,6 +508,9 @@ typedef struct Smax {
     SmMode mode;
     int nod, od[IR_MAX_RANK]; /* dimensions enumerated by the work items */
     int64_t items;
+    bool ln;                  /* layernorm (else softmax) */
+    double eps;
+    LLVMValueRef w, bias;     /* layernorm's weight and bias (float[L]) or NULL */
 } Smax;
 
 static LLVMValueRef ld(Cg *cg, bool vec, const CgView *v, LLVMValueRef off, LLVMValueRef mask) {
@@ -524,13 +529,48 @@ static void st(Cg *cg, bool vec, const CgView *v, LLVMValueRef off, LLVMValueRef
         cg_vstore(cg, x, p);
 }
 
-/* One step of a pass along a line: the element(s) at k. pass 0: max; 1: exp(x - m) stored,
- * summed; 2: divide by the sum. `mask` limits the lanes loaded and stored; with `reduce_lanes`
- * (a line's masked tail, reduced horizontally afterwards) the lanes outside it also take the
- * neutral value (-inf for the max, 0 for the sum). */
-static LLVMValueRef sm_step(Cg *cg, const Smax *s, int pass, bool vec, LLVMValueRef in_off, LLVMValueRef out_off,
-                            LLVMValueRef mask, bool reduce_lanes, LLVMValueRef acc, LLVMValueRef m) {
+/* layernorm's weight or bias at axis position k: a vector of consecutive entries (the axis is
+ * the vector dimension), one entry splat across lanes (lanes are other lines) or a scalar. */
+static LLVMValueRef ln_param(Cg *cg, const Smax *s, LLVMValueRef par, bool vec, LLVMValueRef k, LLVMValueRef mask) {
+    LLVMValueRef p = cg_gep(cg, par, k);
+    if (s->mode == SM_LINE_VEC) return mask ? cg_vload_masked(cg, p, mask) : cg_vload(cg, p);
+    LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->t_f32, p, "");
+    return vec ? cg_splat(cg, v) : v;
+}
+
+/* One step of a pass along a line: the element(s) at axis position k. softmax pass 0: max;
+ * 1: exp(x - m) stored, summed; 2: divide by the sum (acc). layernorm, on x scaled by sc (a
+ * power of two), pass 0: max |x|; 1: sum; 2: sum of (x - m)^2; 3: (x - m) * acc (the
+ * reciprocal deviation), times weight plus bias, stored.
+ * `mask` limits the lanes loaded and stored; with `reduce_lanes` (a line's masked tail, reduced
+ * horizontally afterwards) the lanes outside it also take the neutral value (-inf for the max,
+ * 0 for a sum). */
+static LLVMValueRef sm_step(Cg *cg, const Smax *s, int pass, bool vec, LLVMValueRef k, LLVMValueRef in_off,
+                            LLVMValueRef out_off, LLVMValueRef mask, bool reduce_lanes, LLVMValueRef acc,
+                            LLVMValueRef m, LLVMValueRef sc) {
     LLVMBuilderRef b = cg->b;
+    if (s->ln) {
+        LLVMValueRef x = ld(cg, vec, &s->in, in_off, mask);
+        if (pass == 0) {
+            LLVMValueRef ax = cg_fmax(cg, x, LLVMBuildFNeg(b, x, ""));
+            if (mask && reduce_lanes) ax = LLVMBuildSelect(b, mask, ax, cg_vf(cg, 0), "");
+            return cg_fmax(cg, acc, ax);
+        }
+        LLVMValueRef xs = LLVMBuildFMul(b, x, sc, "");
+        if (pass == 1) {
+            if (mask && reduce_lanes) xs = LLVMBuildSelect(b, mask, xs, cg_vf(cg, 0), "");
+            return LLVMBuildFAdd(b, acc, xs, "");
+        }
+        LLVMValueRef dv = LLVMBuildFSub(b, xs, m, "");
+        if (pass == 2) {
+            if (mask && reduce_lanes) dv = LLVMBuildSelect(b, mask, dv, cg_vf(cg, 0), "");
+            return cg_fma(cg, dv, dv, acc);
+        }
+        LLVMValueRef y = LLVMBuildFMul(b, dv, acc, "");
+        if (s->w) y = cg_fma(cg, y, ln_param(cg, s, s->w, vec, k, mask), ln_param(cg, s, s->bias, vec, k, mask));
+        st(cg, vec, &s->out, out_off, mask, y);
+        return acc;
+    }
     if (pass == 2) {
         LLVMValueRef y = ld(cg, vec, &s->out, out_off, mask);
         st(cg, vec, &s->out, out_off, mask, LLVMBuildFDiv(b, y, acc, ""));
@@ -549,7 +589,7 @@ static LLVMValueRef sm_step(Cg *cg, const Smax *s, int pass, bool vec, LLVMValue
 
 /* A pass over the L elements of a line (or of vw lines side by side). */
 static LLVMValueRef sm_pass(Cg *cg, const Smax *s, int pass, LLVMValueRef ib, LLVMValueRef ob, LLVMValueRef lane_mask,
-                            LLVMValueRef acc0, LLVMValueRef m) {
+                            LLVMValueRef acc0, LLVMValueRef m, LLVMValueRef sc) {
     int64_t sa_in = s->in.stride[s->axis], sa_out = s->out.stride[s->axis];
     if (s->mode == SM_LINE_VEC) {
         int64_t vw = cg->vw, full = s->L / vw * vw;
@@ -559,37 +599,67 @@ static LLVMValueRef sm_pass(Cg *cg, const Smax *s, int pass, LLVMValueRef ib, LL
             cg_loop_begin(cg, &l, cg_i64(cg, 0), cg_i64(cg, full), vw, "k");
             LLVMValueRef phi = cgc_carry(cg, &l, acc0);
             LLVMValueRef next =
-                sm_step(cg, s, pass, true, cg_add(cg, ib, l.iv), cg_add(cg, ob, l.iv), NULL, true, phi, m);
+                sm_step(cg, s, pass, true, l.iv, cg_add(cg, ib, l.iv), cg_add(cg, ob, l.iv), NULL, true, phi, m, sc);
             cgc_carry_next(cg, phi, next);
             cg_loop_end(cg, &l);
             acc = phi;
         }
         if (s->L > full)
-            acc = sm_step(cg, s, pass, true, cg_addc(cg, ib, full), cg_addc(cg, ob, full), cg_mask(cg, s->L - full),
-                          true, acc, m);
+            acc = sm_step(cg, s, pass, true, cg_i64(cg, full), cg_addc(cg, ib, full), cg_addc(cg, ob, full),
+                          cg_mask(cg, s->L - full), true, acc, m, sc);
         return acc;
     }
     bool vec = s->mode == SM_ACROSS;
     CgLoop l;
     cg_loop_begin(cg, &l, cg_i64(cg, 0), cg_i64(cg, s->L), 1, "k");
     LLVMValueRef phi = cgc_carry(cg, &l, acc0);
-    LLVMValueRef next = sm_step(cg, s, pass, vec, cg_add(cg, ib, cg_mulc(cg, l.iv, sa_in)),
-                                cg_add(cg, ob, cg_mulc(cg, l.iv, sa_out)), lane_mask, false, phi, m);
+    LLVMValueRef next = sm_step(cg, s, pass, vec, l.iv, cg_add(cg, ib, cg_mulc(cg, l.iv, sa_in)),
+                                cg_add(cg, ob, cg_mulc(cg, l.iv, sa_out)), lane_mask, false, phi, m, sc);
     cgc_carry_next(cg, phi, next);
     cg_loop_end(cg, &l);
     return phi;
 }
 
-/* max, exp and sum, divide: over one line (reduced to a scalar) or vw lines (lanes). */
+/* The three passes over one line (reduced to a scalar) or vw lines (lanes). */
 static void sm_lines(Cg *cg, const Smax *s, LLVMValueRef ib, LLVMValueRef ob, LLVMValueRef lane_mask) {
     bool vec = s->mode != SM_LINE_SCALAR;
     LLVMValueRef ninf = vec ? cg_vf(cg, -INFINITY) : cg_f32(cg, -INFINITY);
     LLVMValueRef zero = vec ? cg_vf(cg, 0) : cg_f32(cg, 0);
-    LLVMValueRef m = sm_pass(cg, s, 0, ib, ob, lane_mask, ninf, NULL);
+    if (s->ln) {
+        /* sc = 2^-e for max|x| in [2^e, 2^(e+1)), e clamped to [-20, 100]: the squares cannot
+         * overflow (PyTorch's float moments do past |x| ~ 1e19), and scaling is exact */
+        LLVMValueRef amax = sm_pass(cg, s, 0, ib, ob, lane_mask, zero, NULL, NULL);
+        if (s->mode == SM_LINE_VEC) amax = cg_splat(cg, cg_hmax(cg, amax));
+        amax = cg_fmin(cg, cg_fmax(cg, amax, vec ? cg_vf(cg, 0x1p-20) : cg_f32(cg, 0x1p-20)),
+                       vec ? cg_vf(cg, 0x1p100) : cg_f32(cg, 0x1p100));
+        LLVMTypeRef ti = vec ? LLVMVectorType(cg->t_i32, (unsigned)cg->vw) : cg->t_i32;
+        LLVMValueRef expo_mask = LLVMConstBitCast(vec ? cg_vf(cg, INFINITY) : cg_f32(cg, INFINITY), ti); /* 0x7f800000 */
+        LLVMValueRef two54 = LLVMConstBitCast(vec ? cg_vf(cg, 0x1p127) : cg_f32(cg, 0x1p127), ti);    /* 254 << 23 */
+        LLVMValueRef e = LLVMBuildAnd(cg->b, LLVMBuildBitCast(cg->b, amax, ti, ""), expo_mask, "");
+        LLVMValueRef sc = LLVMBuildBitCast(cg->b, LLVMBuildSub(cg->b, two54, e, ""), LLVMTypeOf(amax), "scale");
+        LLVMValueRef inv_l = vec ? cg_vf(cg, 1.0 / (double)s->L) : cg_f32(cg, 1.0 / (double)s->L);
+        LLVMValueRef sum = sm_pass(cg, s, 1, ib, ob, lane_mask, zero, NULL, sc);
+        if (s->mode == SM_LINE_VEC) sum = cg_splat(cg, cg_hsum(cg, sum));
+        LLVMValueRef m = LLVMBuildFMul(cg->b, sum, inv_l, "mean");
+        LLVMValueRef ss = sm_pass(cg, s, 2, ib, ob, lane_mask, zero, m, sc);
+        if (s->mode == SM_LINE_VEC) ss = cg_splat(cg, cg_hsum(cg, ss));
+        /* on the scaled data eps scales too: var(x sc) + eps sc^2 */
+        LLVMValueRef eps = LLVMBuildFMul(cg->b, LLVMBuildFMul(cg->b, sc, sc, ""),
+                                         vec ? cg_vf(cg, s->eps) : cg_f32(cg, s->eps), "");
+        LLVMValueRef var = cg_fma(cg, ss, inv_l, eps);
+        /* eps sc^2 underflows to 0 for max|x| past ~1e16: a constant line (every x - m exactly 0)
+         * must still give 0, not 0 * inf; with eps = 0 it is 0/0 = NaN, as exactly */
+        if (s->eps > 0) var = cg_fmax(cg, var, vec ? cg_vf(cg, 0x1p-126) : cg_f32(cg, 0x1p-126));
+        LLVMValueRef sd = cg_intrinsic(cg, "llvm.sqrt", LLVMTypeOf(var), &var, 1);
+        LLVMValueRef r = LLVMBuildFDiv(cg->b, vec ? cg_vf(cg, 1) : cg_f32(cg, 1), sd, "rstd");
+        sm_pass(cg, s, 3, ib, ob, lane_mask, r, m, sc);
+        return;
+    }
+    LLVMValueRef m = sm_pass(cg, s, 0, ib, ob, lane_mask, ninf, NULL, NULL);
     if (s->mode == SM_LINE_VEC) m = cg_splat(cg, cg_hmax(cg, m));
-    LLVMValueRef sum = sm_pass(cg, s, 1, ib, ob, lane_mask, zero, m);
+    LLVMValueRef sum = sm_pass(cg, s, 1, ib, ob, lane_mask, zero, m, NULL);
     if (s->mode == SM_LINE_VEC) sum = cg_splat(cg, cg_hsum(cg, sum));
-    sm_pass(cg, s, 2, ib, ob, lane_mask, sum, m);
+    sm_pass(cg, s, 2, ib, ob, lane_mask, sum, m, NULL);
 }
 
 /* An item: one line (line modes), or one block of vw lines along the contiguous dimension
@@ -627,19 +697,40 @@ static void sm_body(Cg *cg, LLVMValueRef item, void *user) {
     cg_if_end(cg, &tail);
 }
 
+static void sm_emit(Cg *cg, Smax *s, const char *name) {
+    s->L = s->in.shape[s->axis];
+    bool unit_axis = s->L == 1 || (s->in.stride[s->axis] == 1 && s->out.stride[s->axis] == 1);
+    for (int i = 0; i < s->in.rank && !unit_axis; i++)
+        if (i != s->axis && s->in.shape[i] > 1 && s->in.stride[i] == 1 && s->out.stride[i] == 1) s->vdim = i;
+    s->mode = unit_axis ? SM_LINE_VEC : s->vdim >= 0 ? SM_ACROSS : SM_LINE_SCALAR;
+    s->items = s->mode == SM_ACROSS ? ceil_div(s->in.shape[s->vdim], cg->vw) : 1;
+    for (int i = 0; i < s->in.rank; i++)
+        if (i != s->axis && i != s->vdim && s->in.shape[i] > 1) {
+            s->od[s->nod++] = i;
+            s->items *= s->in.shape[i];
+        }
+    cg_parallel(cg, name, s->items, sm_body, s);
+}
+
 bool cg_kernel_softmax(Cg *cg, const Node *n) {
     Smax s = {.in = cg->views[n->in[0]], .out = cg->views[n->out], .axis = (int)ir_attr_int(n, "axis"), .vdim = -1};
-    s.L = s.in.shape[s.axis];
-    bool unit_axis = s.L == 1 || (s.in.stride[s.axis] == 1 && s.out.stride[s.axis] == 1);
-    for (int i = 0; i < s.in.rank && !unit_axis; i++)
-        if (i != s.axis && s.in.shape[i] > 1 && s.in.stride[i] == 1 && s.out.stride[i] == 1) s.vdim = i;
-    s.mode = unit_axis ? SM_LINE_VEC : s.vdim >= 0 ? SM_ACROSS : SM_LINE_SCALAR;
-    s.items = s.mode == SM_ACROSS ? ceil_div(s.in.shape[s.vdim], cg->vw) : 1;
-    for (int i = 0; i < s.in.rank; i++)
-        if (i != s.axis && i != s.vdim && s.in.shape[i] > 1) {
-            s.od[s.nod++] = i;
-            s.items *= s.in.shape[i];
-        }
-    cg_parallel(cg, "softmax", s.items, sm_body, &s);
+    sm_emit(cg, &s, "softmax");
+    return true;
+}
+
+/* layernorm over dim 1 (channels): in float, mean then the mean squared deviation. It has no
+ * fused epilogue (fuse-act does not fuse into it). */
+bool cg_kernel_layernorm(Cg *cg, const Node *n) {
+    Smax s = {.in = cg->views[n->in[0]], .out = cg->views[n->out], .axis = 1, .vdim = -1, .ln = true,
+              .eps = ir_attr_float(n, "eps")};
+    if (ir_attr_bool(n, "affine")) {
+        const Tensor *w = ir_weight(cg->g, n, "weight"), *b = ir_weight(cg->g, n, "bias");
+        char name[256];
+        snprintf(name, sizeof name, "w.%s", w->name);
+        s.w = cg_weights(cg, w->data, ir_numel(w), name);
+        snprintf(name, sizeof name, "w.%s", b->name);
+        s.bias = cg_weights(cg, b->data, ir_numel(b), name);
+    }
+    sm_emit(cg, &s, "layernorm");
     return true;
 }

@@ -1,4 +1,4 @@
-/* cg_elementwise.c — kernels for elementwise ops: every activation, prelu, batchnorm, the
+/* cg_elementwise.c — kernels for elementwise ops: every activation, prelu, batchnorm, scale, the
  * binary ops with [N,C,1,1] broadcast, dropout. Three shapes of loop, chosen per node from the
  * views: flat (same dense layout everywhere: one long vector loop), per channel (channels
  * innermost: a vector loop over C per pixel, per-channel parameters as vectors), and a scalar
@@ -28,7 +28,8 @@ static LLVMValueRef ew_apply(Cg *cg, const Ew *e, LLVMValueRef *x, LLVMValueRef 
     case OP_SUB: return LLVMBuildFSub(b, x[0], x[1], "");
     case OP_MUL: return LLVMBuildFMul(b, x[0], x[1], "");
     case OP_DIV: return LLVMBuildFDiv(b, x[0], x[1], "");
-    case OP_BATCHNORM: return cg_fma(cg, x[0], p[0], p[1]);
+    case OP_BATCHNORM:
+    case OP_SCALE: return cg_fma(cg, x[0], p[0], p[1]);
     case OP_PRELU: return cg_activation(cg, n, x[0], p[0]);
     default: return cg_activation(cg, n, x[0], NULL);
     }
@@ -287,4 +288,20 @@ bool cg_kernel_batchnorm(Cg *cg, const Node *n) {
     free(scale);
     free(shift);
     return emit_ew(cg, &e, "batchnorm");
+}
+
+/* scale as the same FMA: x * weight + (bias or 0). */
+bool cg_kernel_scale(Cg *cg, const Node *n) {
+    const Tensor *w = ir_weight(cg->g, n, "weight");
+    int64_t C = ir_numel(w);
+    float *shift = xcalloc((size_t)C, sizeof *shift);
+    if (ir_attr_bool(n, "bias")) memcpy(shift, ir_weight(cg->g, n, "bias")->data, (size_t)C * sizeof *shift);
+    char name[256];
+    Ew e = {.n = n, .nin = 1, .npar = 2};
+    snprintf(name, sizeof name, "w.%s", w->name);
+    e.par[0] = cg_weights(cg, w->data, C, name);
+    snprintf(name, sizeof name, "w.%s.shift", n->name);
+    e.par[1] = cg_weights(cg, shift, C, name);
+    free(shift);
+    return emit_ew(cg, &e, "scale");
 }

@@ -114,7 +114,8 @@ const char *cg_node_kind(const Graph *g, const Node *n) {
     case OP_UPSAMPLE:
     case OP_FLATTEN: return "copy";
     case OP_SOFTMAX: return "softmax";
-    default: return "elementwise"; /* activations, batchnorm, add/sub/mul/div, dropout */
+    case OP_LAYERNORM: return "layernorm";
+    default: return "elementwise"; /* activations, batchnorm, scale, add/sub/mul/div, dropout */
     }
 }
 

@@ -117,6 +117,48 @@ void interp_batchnorm(const Graph *g, const Node *n, const float *const *in, flo
         }
 }
 
+/* y = x * weight[c] (+ bias[c]), channel = dim 1 of any rank >= 2. */
+void interp_scale(const Graph *g, const Node *n, const float *const *in, float *out) {
+    const Tensor *t = interp_in_tensor(g, n, 0);
+    const float *w = interp_weight(g, n, "weight");
+    const float *b = ir_attr_bool(n, "bias") ? interp_weight(g, n, "bias") : NULL;
+    int64_t N = t->shape[0], C = t->shape[1], inner = interp_dims_product(t, 2, t->rank);
+    for (int64_t nn = 0; nn < N; nn++)
+        for (int64_t c = 0; c < C; c++) {
+            int64_t base = (nn * C + c) * inner;
+            for (int64_t i = 0; i < inner; i++)
+                out[base + i] = (float)((double)in[0][base + i] * w[c] + (b ? (double)b[c] : 0.0));
+        }
+}
+
+/* Over dim 1 at every other position, in double: mean, then the biased variance of the
+ * deviations (two passes, as exact as the data allows), y = (x - mean) / sqrt(var + eps). */
+void interp_layernorm(const Graph *g, const Node *n, const float *const *in, float *out) {
+    const Tensor *t = interp_in_tensor(g, n, 0);
+    bool affine = ir_attr_bool(n, "affine");
+    const float *w = affine ? interp_weight(g, n, "weight") : NULL;
+    const float *b = affine ? interp_weight(g, n, "bias") : NULL;
+    double eps = ir_attr_float(n, "eps");
+    int64_t N = t->shape[0], C = t->shape[1], inner = interp_dims_product(t, 2, t->rank);
+    for (int64_t nn = 0; nn < N; nn++)
+        for (int64_t i = 0; i < inner; i++) {
+            const float *x = in[0] + nn * C * inner + i;
+            float *y = out + nn * C * inner + i;
+            double mean = 0, var = 0;
+            for (int64_t c = 0; c < C; c++) mean += x[c * inner];
+            mean /= (double)C;
+            for (int64_t c = 0; c < C; c++) {
+                double dv = x[c * inner] - mean;
+                var += dv * dv;
+            }
+            double rstd = 1.0 / sqrt(var / (double)C + eps);
+            for (int64_t c = 0; c < C; c++) {
+                double v = ((double)x[c * inner] - mean) * rstd;
+                y[c * inner] = (float)(affine ? v * w[c] + b[c] : v);
+            }
+        }
+}
+
 /* One slope for every element, or one per channel (dim 1). */
 void interp_prelu(const Graph *g, const Node *n, const float *const *in, float *out) {
     const Tensor *t = interp_in_tensor(g, n, 0), *wt = ir_weight(g, n, "weight");

@@ -297,6 +297,37 @@ static bool ir_shape_batchnorm(Graph *g, Node *n, Diags *d) {
     return true;
 }
 
+/* Normalised over dim 1 (the channels of [N, C, H, W], the features of [N, F]) at each other
+ * position: nn.LayerNorm(C) on channels-last data, as ConvNeXt's LayerNorm2d. */
+static bool ir_shape_layernorm(Graph *g, Node *n, Diags *d) {
+    const Tensor *x = input(g, n, 0);
+    if (x->rank != 2 && x->rank != 4) {
+        ir_node_error(d, n, "layernorm: input must be [N, C] or [N, C, H, W], got %s", SHP(x));
+        return false;
+    }
+    double eps = ir_attr_float(n, "eps");
+    if (!(eps >= 0)) {
+        ir_node_error(d, n, "layernorm: eps must be >= 0, got %g", eps);
+        return false;
+    }
+    if (!set_output(g, n, d, x->rank, x->shape)) return false;
+    if (!ir_attr_bool(n, "affine"))
+        return no_weight(g, n, d, "weight", "affine=false") && no_weight(g, n, d, "bias", "affine=false");
+    return want_weight(g, n, d, "weight", 1, &x->shape[1]) && want_weight(g, n, d, "bias", 1, &x->shape[1]);
+}
+
+/* A per-channel scale (and shift when bias=true) of dim 1: PyTorch's `param * x` with a
+ * parameter of shape [C, 1, 1] (ConvNeXt's layer scale). Any rank >= 2. */
+static bool ir_shape_scale(Graph *g, Node *n, Diags *d) {
+    const Tensor *x = input(g, n, 0);
+    if (x->rank < 2) {
+        ir_node_error(d, n, "scale: input must have a channel dimension (rank >= 2), got %s", SHP(x));
+        return false;
+    }
+    return set_output(g, n, d, x->rank, x->shape) && want_weight(g, n, d, "weight", 1, &x->shape[1]) &&
+           bias_weight(g, n, d, x->shape[1]);
+}
+
 /* Elementwise ops of one input; the few with attribute constraints check them here. */
 static bool ir_shape_unary(Graph *g, Node *n, Diags *d) {
     const Tensor *x = input(g, n, 0);

@@ -3,7 +3,7 @@
  * Requires: a verified graph. An activation (any of the language's, prelu and dropout too)
  * whose input has exactly one reader (a graph output counts as a reader) becomes the next step
  * of its producer's epilogue, applied while the result is in registers — when the producer is
- * a conv2d, conv_transpose2d, linear, batchnorm, add/sub/mul/div or another activation. Chains
+ * a conv2d, conv_transpose2d, linear, batchnorm, scale, add/sub/mul/div or another activation. Chains
  * fuse one after another (conv -> relu6 -> ...). A residual `add(c, r)` with equal shapes whose
  * operand c comes from a conv2d/linear read only by the add, and whose other operand r is
  * computed before that conv, becomes an epilogue step "+ r" of the conv: ResNet's
@@ -19,7 +19,7 @@
 
 static bool epilogue_host(OpKind op) {
     switch (op) {
-    case OP_CONV2D: case OP_CONV_TRANSPOSE2D: case OP_LINEAR: case OP_BATCHNORM:
+    case OP_CONV2D: case OP_CONV_TRANSPOSE2D: case OP_LINEAR: case OP_BATCHNORM: case OP_SCALE:
     case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV:
         return true;
     default:

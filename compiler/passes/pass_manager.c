@@ -17,7 +17,7 @@
  * fuses into it or between the two, and split3x3 and winograd leave it). */
 const PassInfo pass_table[] = {
     {"fold-bn", pass_fold_bn, GF_WEIGHTS, GF_ANY, 0,
-     "conv/linear + batchnorm -> conv/linear with folded weights"},
+     "conv/linear + batchnorm (or scale) -> conv/linear with folded weights"},
     {"split3x3", pass_split3x3, GF_WEIGHTS, GF_ANY, 0,
      "3x3 conv -> 1x3 then 3x1 where exact (or within --split-tol)"},
     {"winograd", pass_winograd, GF_WEIGHTS, GF_ANY, 0,

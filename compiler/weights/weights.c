@@ -238,6 +238,8 @@ static InitKind init_kind(const Graph *g, const Node *n, const Tensor *t, double
         if (strcmp(param, "weight") == 0) return INIT_BN_WEIGHT;
         if (strcmp(param, "running_var") == 0) return INIT_BN_VAR;
         return INIT_SMALL;
+    case OP_LAYERNORM:
+    case OP_SCALE: return strcmp(param, "weight") == 0 ? INIT_BN_WEIGHT : INIT_SMALL;
     case OP_PRELU: return INIT_CONST_025;
     default: return INIT_SMALL;
     }

@@ -63,3 +63,27 @@ Test(cg_elementwise, batchnorm_and_prelu) {
           "batchnorm + prelu rank 4");
     check("input x: [5, 20]\nb = batchnorm(x)\np = prelu(b, num_parameters=20)\noutput p\n", "batchnorm + prelu rank 2");
 }
+
+/* layernorm over the channels in each of its loop shapes: channels contiguous (after a conv:
+ * one line of vectors per pixel), another dimension contiguous (a graph input in NCHW: lanes
+ * are pixels), rank 2 (features), a concat slice as input, C = 1, 3, 37, 100; and scale with and
+ * without bias on ranks 2-5, standalone (its input has another reader, so it is not folded) */
+Test(cg_elementwise, layernorm_every_layout) {
+    check("input x: [2, 37, 3, 9]\na = layernorm(x, eps=1e-6)\nb = layernorm(x, affine=false)\n"
+          "c = conv2d(x, 100, kernel=1)\nd = layernorm(c)\ne = conv2d(d, 3, kernel=3, pad=1)\nf = layernorm(e)\n"
+          "output a, b, f\n",
+          "layernorm NCHW input, after a conv, 100 and 3 channels");
+    check("input x: [5, 20]\na = layernorm(x)\nl = linear(x, 7)\nb = layernorm(l, eps=0.1)\noutput a, b\n",
+          "layernorm rank 2");
+    check("input x: [1, 1, 4, 4]\ninput y: [1, 16, 3, 5]\na = layernorm(x)\nc = conv2d(y, 17, kernel=1)\n"
+          "d = concat(c, y)\ne = layernorm(d)\nf = relu(e)\noutput a, f\n",
+          "layernorm one channel; over a concat; then relu");
+}
+
+Test(cg_elementwise, scale_with_and_without_bias) {
+    check("input x: [2, 37, 3, 9]\na = scale(x)\nb = scale(x, bias=true)\nc = relu(b)\noutput a, c\n", "scale rank 4");
+    check("input x: [5, 20]\na = scale(x, bias=true)\noutput a\n", "scale rank 2");
+    check("input x: [1, 3, 4, 5, 6]\na = scale(x)\noutput a\n", "scale rank 5");
+    check("input x: [1, 24, 6, 6]\nc = conv2d(x, 24, kernel=3, pad=1)\ns = scale(c)\nr = add(s, x)\noutput r, c\n",
+          "scale after a conv with another reader");
+}

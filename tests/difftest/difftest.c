@@ -502,6 +502,23 @@ static bool gen_bn(Gen *x) {
     return v >= 0 && gen_bn_on(x, v) >= 0;
 }
 
+/* layernorm over the channels (ConvNeXt's), or a per-channel scale (its layer scale; after a
+ * conv it folds into the conv's weights) */
+static bool gen_norm(Gen *x) {
+    Rng *r = &x->r;
+    int v = pick_value(x, R2 | R4);
+    if (v < 0) return false;
+    Shape s = *value_shape(x->G, v);
+    char a[200] = "";
+    if (rng_chance(r, 0.5)) {
+        if (rng_chance(r, 0.3)) app(a, sizeof a, ", eps=1e-6");
+        if (rng_chance(r, 0.2)) app(a, sizeof a, ", affine=false");
+        return new_op(x, GK_OP, OP_LAYERNORM, &v, 1, &s, a) >= 0;
+    }
+    if (rng_chance(r, 0.4)) app(a, sizeof a, ", bias=true");
+    return new_op(x, GK_OP, OP_SCALE, &v, 1, &s, a) >= 0;
+}
+
 /* add/sub/mul/div against a tensor of the same shape, a [N, C, 1, 1] one (global_avgpool, maybe
  * through a sigmoid as in squeeze-excitation), or an activation of the same tensor (a tensor
  * read twice, which inplace must respect). */
@@ -880,7 +897,7 @@ static const struct {
     {gen_conv_block, 26}, {gen_act, 10},    {gen_binary, 12}, {gen_concat, 8},  {gen_pool, 7},
     {gen_gap, 4},         {gen_upsample, 4}, {gen_pad, 4},     {gen_slice, 4},   {gen_shuffle, 3},
     {gen_softmax, 3},     {gen_bn, 3},       {gen_convt, 2},   {gen_tail, 2},    {gen_linear, 2},
-    {gen_def, 4},
+    {gen_def, 4},         {gen_norm, 3},
 };
 enum { NGENERATORS = sizeof generators / sizeof *generators };
 
@@ -1300,6 +1317,9 @@ static void fill_inputs(float *x, int64_t n, uint64_t seed, int i, int special) 
  *   avg pools          σ = mean σ_x + u·(√k + 2)·mean|x|; max pool: the window's largest σ
  *   data movement      σ moves with the data (0 in constant padding)
  *   softmax            σ_i = y_i·(σ_i + max σ + u·(2·|x_i − max x| + √K + ρ + 2))
+ *   scale              σ = |w|·σ_x + 2u·(|w·x| + |b|)
+ *   layernorm          z = (x − m)/sd over K channels: σ_z = (σ_i + mean σ + |z_i|·mean(|z|·σ))/sd
+ *                      + u·((√K + 4)·(|x_i| + mean|x|)/sd + (√K + 6)·|z_i|); then as scale
  * Where the reference is not finite σ = 0 and the comparison is exact: NaN must meet NaN, ±inf the
  * same infinity. The interpreter after the passes sums convolutions and softmax in double and
  * calls libm: its bound (dbl) has no √K there and ρ = 2, so that check stays about √K tighter.
@@ -1605,6 +1625,56 @@ static void bound_softmax(const Graph *g, const Node *n, const float *x, const f
         }
 }
 
+static void bound_scale(const Graph *g, const Node *n, const float *x, const float *sx, float *s) {
+    const Tensor *t = ir_tensor(g, n->in[0]);
+    const float *w = ir_weight(g, n, "weight")->data;
+    const float *b = ir_attr_bool(n, "bias") ? ir_weight(g, n, "bias")->data : NULL;
+    int64_t N = t->shape[0], C = t->shape[1], inner = ir_numel(t) / (N * C);
+    for (int64_t nn = 0; nn < N; nn++)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t i = (nn * C + c) * inner; i < (nn * C + c + 1) * inner; i++)
+                s[i] = (float)(fabs(w[c]) * sx[i] + 2 * U32 * (fabs((double)w[c] * x[i]) + (b ? fabs(b[c]) : 0)));
+}
+
+static void bound_layernorm(const Graph *g, const Node *n, const float *x, const float *sx, float *s) {
+    const Tensor *t = ir_tensor(g, n->in[0]);
+    bool affine = ir_attr_bool(n, "affine");
+    const float *w = affine ? ir_weight(g, n, "weight")->data : NULL, *b = affine ? ir_weight(g, n, "bias")->data : NULL;
+    double eps = ir_attr_float(n, "eps");
+    int64_t N = t->shape[0], C = t->shape[1], inner = ir_numel(t) / (N * C);
+    double rk = sqrt((double)C);
+    for (int64_t nn = 0; nn < N; nn++)
+        for (int64_t i = 0; i < inner; i++) {
+            int64_t base = nn * C * inner + i;
+            double m = 0, v = 0, ms = 0, mx = 0, mzs = 0;
+            bool finite = true;
+            for (int64_t c = 0; c < C; c++) finite &= isfinite(x[base + c * inner]) != 0;
+            for (int64_t c = 0; c < C; c++) m += x[base + c * inner];
+            m /= (double)C;
+            for (int64_t c = 0; c < C; c++) {
+                double d = x[base + c * inner] - m;
+                v += d * d;
+                ms += sx[base + c * inner];
+                mx += fabs(x[base + c * inner]);
+            }
+            double sd = sqrt(v / (double)C + eps);
+            ms /= (double)C, mx /= (double)C;
+            for (int64_t c = 0; c < C; c++) mzs += fabs(x[base + c * inner] - m) / sd * sx[base + c * inner];
+            mzs /= (double)C;
+            for (int64_t c = 0; c < C; c++) {
+                int64_t at = base + c * inner;
+                if (!finite) {
+                    s[at] = 0;
+                    continue;
+                }
+                double z = (x[at] - m) / sd, gw = affine ? fabs(w[c]) : 1;
+                double sz = (sx[at] + ms + fabs(z) * mzs) / sd +
+                            U32 * ((rk + 4) * (fabs(x[at]) + mx) / sd + (rk + 6) * fabs(z));
+                s[at] = (float)(gw * sz + 2 * U32 * (gw * fabs(z) + (affine ? fabs(b[c]) : 0)));
+            }
+        }
+}
+
 /* the pools' window size, an upper bound for adaptive_avgpool's bins */
 static int64_t pool_window(const Graph *g, const Node *n) {
     const Tensor *ti = ir_tensor(g, n->in[0]), *to = ir_tensor(g, n->out);
@@ -1625,6 +1695,8 @@ static void bound_node(const Graph *g, const Node *n, const float *const *x, con
     case OP_CONV_TRANSPOSE2D: bound_conv_transpose2d(g, n, x[0], sx[0], s, dbl); break;
     case OP_LINEAR: bound_linear(g, n, x[0], sx[0], s, dbl); break;
     case OP_BATCHNORM: bound_batchnorm(g, n, x[0], sx[0], s); break;
+    case OP_SCALE: bound_scale(g, n, x[0], sx[0], s); break;
+    case OP_LAYERNORM: bound_layernorm(g, n, x[0], sx[0], s); break;
     case OP_ADD:
     case OP_SUB:
     case OP_MUL:

@@ -379,6 +379,38 @@ Test(shape, batchnorm_errors) {
                 "batchnorm: input must be [N, C] or [N, C, H, W], got [1, 2, 3]");
 }
 
+Test(shape, layernorm_and_scale) {
+    Node *n = node1(OP_LAYERNORM, "ln", IN(1, 96, 7, 7));
+    infer_ok(n);
+    OUT_IS(n, 1, 96, 7, 7);
+    WEIGHT_IS(n, "weight", "ln.weight", 96);
+    WEIGHT_IS(n, "bias", "ln.bias", 96);
+    Node *m = node1(OP_LAYERNORM, "ln2", IN(3, 10));
+    ir_set_bool(g, m, "affine", false);
+    infer_ok(m);
+    OUT_IS(m, 3, 10);
+    cr_assert_eq(ir_node_weight_count(g, m), 0);
+    Node *k = node1(OP_SCALE, "ls", IN(2, 24, 5, 5));
+    infer_ok(k);
+    WEIGHT_IS(k, "weight", "ls.weight", 24);
+    cr_assert_eq(ir_node_weight_count(g, k), 24);
+    Node *j = node1(OP_SCALE, "ls2", IN(2, 7, 3, 4, 5));
+    ir_set_bool(g, j, "bias", true);
+    infer_ok(j);
+    WEIGHT_IS(j, "bias", "ls2.bias", 7);
+}
+Test(shape, layernorm_error_rank) {
+    infer_fails(node1(OP_LAYERNORM, "ln", IN(1, 2, 3)), "layernorm: input must be [N, C] or [N, C, H, W], got [1, 2, 3]");
+}
+Test(shape, layernorm_error_eps) {
+    Node *n = node1(OP_LAYERNORM, "ln2", IN(1, 2, 3, 3));
+    ir_set_float(g, n, "eps", -1);
+    infer_fails(n, "layernorm: eps must be >= 0, got -1");
+}
+Test(shape, scale_error_rank) {
+    infer_fails(node1(OP_SCALE, "s", IN(5)), "scale: input must have a channel dimension (rank >= 2), got [5]");
+}
+
 Test(shape, prelu) {
     Node *n = node1(OP_PRELU, "act", IN(1, 64, 8, 8));
     infer_ok(n);

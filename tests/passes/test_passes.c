@@ -76,6 +76,31 @@ Test(fold_bn, grouped_depthwise_linear_with_and_without_bias) {
     ir_graph_free(g);
 }
 
+/* ConvNeXt's block ending: 1×1 conv -> layer scale -> residual add; and a scale with bias after
+ * a bias-free conv, one after a batchnorm (folded once the batchnorm is), one after a linear */
+Test(fold_bn, scales_fold_like_batchnorms) {
+    const char *src = "input x: [2, 12, 6, 5]\n"
+                      "a = conv2d(x, 12, kernel=1)\nas = scale(a)\ny = add(as, x)\n"
+                      "b = conv2d(y, 8, kernel=3, pad=1, bias=false)\nbs = scale(b, bias=true)\n"
+                      "c = conv2d(bs, 8, kernel=3, pad=1, groups=8)\ncb = batchnorm(c)\ncs = scale(cb)\n"
+                      "f = flatten(global_avgpool(cs))\nl = linear(f, 6)\nls = scale(l, bias=true)\n"
+                      "output ls\n";
+    Graph *ref = tu_load_text(src, 9), *g = tu_load_text(src, 9);
+    cr_assert(ref && g);
+    char *rep;
+    run_passes(g, "fold-bn", 1e-6, -1, &rep);
+    cr_expect_eq(count_op(g, OP_SCALE), 0, "%s", rep);
+    cr_expect_eq(count_op(g, OP_BATCHNORM), 0, "%s", rep);
+    cr_expect(strstr(rep, "fold-bn: folded 1 batchnorm, 4 scales\n") != NULL, "%s", rep);
+    double e = tu_interp_vs_interp(ref, g, 1);
+    cr_expect(e >= 0 && e < 1e-5, "rel.err %g", e);
+    e = tu_compiled_vs_interp_ref(g, ref, 2, 2, 1);
+    cr_expect(e >= 0 && e < 1e-5, "compiled rel.err %g", e);
+    free(rep);
+    ir_graph_free(ref);
+    ir_graph_free(g);
+}
+
 Test(fold_bn, a_batchnorm_whose_input_has_other_readers_stays) {
     const char *src = "input x: [1, 4, 5, 5]\nc = conv2d(x, 6, kernel=3)\nb = batchnorm(c)\nr = relu(c)\n"
                       "d = conv2d(x, 6, kernel=1)\ne = batchnorm(d)\noutput b, r, d, e\n";
