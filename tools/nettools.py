@@ -18,6 +18,8 @@ DEFAULTS = {
                          "bias": True},
     "linear": {"bias": True},
     "batchnorm": {"eps": 1e-5},
+    "layernorm": {"eps": 1e-5, "affine": True},
+    "scale": {"bias": False},
     "leaky_relu": {"slope": 0.01, "inplace": False},
     "prelu": {"num_parameters": 1},
     "gelu": {"approximate": "none"},

@@ -58,7 +58,10 @@ class _RecordingShapeProp(ShapeProp):
 
 class _Pending:
     """A value the .net graph does not hold as one tensor: the pieces of a chunk/split (sliced
-    when indexed) or the 5-D intermediates of the view-transpose-view channel shuffle."""
+    when indexed), the 5-D intermediates of the view-transpose-view channel shuffle, a
+    parameter used as a tensor ("param": a per-channel operand becomes a scale), or a
+    channels-last view x.permute(0, 2, 3, 1) of the NCHW binding src ("nhwc": layernorm, linear
+    and elementwise ops map on it until the permute back)."""
 
     def __init__(self, kind, src, **info):
         self.kind, self.src, self.info = kind, src, info
@@ -116,9 +119,25 @@ class Converter:
         if not isinstance(a, torch.fx.Node) or not isinstance(self.values.get(a), torch.Tensor):
             raise Unmapped(f"expected a tensor argument, got {a!r}")
         b = self.env.get(a)
+        if isinstance(b, _Pending) and b.kind == "param":
+            raise Unmapped(f"parameter {a.target} used as a tensor: only a per-channel operand of "
+                           "add/sub/mul/div maps (as scale)")
+        if isinstance(b, _Pending) and b.kind == "nhwc":
+            raise Unmapped(f"the channels-last permute {a.name} is read by an op that is not "
+                           "layernorm, linear or elementwise")
         if not isinstance(b, str):
             raise Unmapped(f"input {a.name} has no .net tensor")
         return b
+
+    def nhwc(self, a):
+        """The NCHW binding whose channels-last view a is, or None."""
+        v = self.env.get(a) if isinstance(a, torch.fx.Node) else None
+        return v.src if isinstance(v, _Pending) and v.kind == "nhwc" else None
+
+    def param(self, a):
+        """The tensor value of a parameter argument, or None."""
+        v = self.env.get(a) if isinstance(a, torch.fx.Node) else None
+        return v.info["value"] if isinstance(v, _Pending) and v.kind == "param" else None
 
     def shape(self, a):
         return tuple(self.values[a].shape)
@@ -172,9 +191,9 @@ class Converter:
                 elif node.op == "output":
                     outputs = self.map_output(node.args[0])
                 elif node.op == "get_attr":
-                    if isinstance(self.values[node], torch.Tensor):
-                        raise Unmapped("a parameter used as a tensor (no constant tensors in .net)")
-                    self.env[node] = _Scalar()
+                    v = self.values[node]
+                    self.env[node] = (_Pending("param", None, value=v.detach())
+                                      if isinstance(v, torch.Tensor) else _Scalar())
                 elif node.op == "call_module":
                     self.map_module(node)
                 else:
@@ -227,6 +246,13 @@ class Converter:
         x = node.args[0]
         xs = self.shape(x) if self.is_tensor(x) else None
         ip = bool(getattr(m, "inplace", False))
+        if self.nhwc(x) is not None:
+            return self.map_nhwc_module(node, base, m, x)
+        if isinstance(m, nn.LayerNorm):
+            if len(xs) != 2 or tuple(m.normalized_shape) != (xs[1],):
+                raise Unmapped(f"LayerNorm{tuple(m.normalized_shape)} on {list(xs)}: only over the "
+                               "channels (of [N, C], or channels-last [N, H, W, C])")
+            return self.layernorm(node, base, self.tensor(x), m.eps, m.weight, m.bias)
 
         if isinstance(m, nn.Conv2d):
             pads = self.conv_padding(m)
@@ -315,6 +341,64 @@ class Converter:
             self.emit(node, base, "channel_shuffle", [self.tensor(x)], attrs={"groups": m.groups})
         else:
             raise Unmapped(f"module type {type(m).__name__}")
+
+    # ---- channels-last stretches (x.permute(0, 2, 3, 1) ... .permute(0, 3, 1, 2)) ------------
+    def layernorm(self, node, base, src, eps, weight, bias, nhwc=False):
+        affine = weight is not None
+        name = self.emit(node, base, "layernorm", [src], attrs={"eps": float(eps), "affine": affine})
+        if affine:
+            c = weight.shape[0]
+            self.add_weights(name, {"weight": weight, "bias": bias if bias is not None
+                                    else torch.zeros(c)})
+        if nhwc:
+            self.env[node] = _Pending("nhwc", name)
+        return name
+
+    def map_nhwc_module(self, node, base, m, x):
+        """A module on the channels-last view of src: computed on src (NCHW), result channels-last."""
+        src, xs = self.nhwc(x), self.shape(x)
+        if isinstance(m, nn.LayerNorm):
+            if tuple(m.normalized_shape) != (xs[-1],):
+                raise Unmapped(f"LayerNorm{tuple(m.normalized_shape)} on channels-last {list(xs)}: "
+                               "only over the channels")
+            self.layernorm(node, base, src, m.eps, m.weight, m.bias, nhwc=True)
+        elif isinstance(m, nn.Linear):
+            name = self.emit(node, base, "conv2d", [src], [m.out_features],
+                             {"kernel": 1, "bias": m.bias is not None})
+            self.add_weights(name, {"weight": m.weight[:, :, None, None],
+                                    **({"bias": m.bias} if m.bias is not None else {})})
+            self.env[node] = _Pending("nhwc", name)
+        elif isinstance(m, (nn.Dropout, nn.Identity)):
+            self.env[node] = _Pending("nhwc", src)
+        elif type(m) in SIMPLE_MODULES or isinstance(m, (nn.ReLU6, nn.Hardtanh)):
+            if isinstance(m, nn.ReLU6):
+                op, attrs = "relu6", {}
+            elif isinstance(m, nn.Hardtanh):
+                op, attrs = "clamp", {"min": float(m.min_val), "max": float(m.max_val)}
+            else:
+                op, attrs = SIMPLE_MODULES[type(m)](m)
+            name = self.emit(node, base, op, [src], attrs=attrs)
+            self.env[node] = _Pending("nhwc", name)
+        else:
+            raise Unmapped(f"{type(m).__name__} on the channels-last permute of {src} (only "
+                           "layernorm, linear and elementwise ops map until the permute back)")
+
+    def layer_norm_fn(self, node, base, args, kw):
+        x = args[0]
+        shape = tuple(self.value(self.arg(args, kw, 1, "normalized_shape")))
+        w, b = (self.arg(args, kw, i, k) for i, k in ((2, "weight"), (3, "bias")))
+        eps = float(self.value(self.arg(args, kw, 4, "eps", 1e-5)))
+        xs = self.shape(x)
+        wt = self.param(w) if w is not None else None
+        bt = self.param(b) if b is not None else None
+        if (w is not None and wt is None) or (b is not None and bt is None):
+            raise Unmapped("layer_norm with a computed weight or bias")
+        if shape != (xs[-1],) or (self.nhwc(x) is None and len(xs) != 2):
+            raise Unmapped(f"layer_norm{shape} on {list(xs)}: only over the channels")
+        if wt is None and bt is not None:
+            wt = torch.ones(xs[-1])
+        src = self.nhwc(x) or self.tensor(x)
+        self.layernorm(node, base, src, eps, wt, bt, nhwc=self.nhwc(x) is not None)
 
     def conv_padding(self, m):
         if isinstance(m.padding, str):
@@ -434,8 +518,16 @@ class Converter:
         if kw.get("alpha", 1) != 1 or kw.get("rounding_mode") is not None:
             raise Unmapped(f"{op} with alpha/rounding_mode")
         a, b = args[0], args[1]
-        if not (self.is_tensor(a) and self.is_tensor(b)):
-            raise Unmapped(f"{op} with a scalar operand (no constants in .net)")
+        na, nb = self.nhwc(a), self.nhwc(b)
+        if na is not None and nb is not None:  # both channels-last: computed on the NCHW sources
+            if self.shape(a) != self.shape(b):
+                raise Unmapped(f"{op} broadcast of channels-last {list(self.shape(a))} with "
+                               f"{list(self.shape(b))}")
+            self.env[node] = _Pending("nhwc", self.emit(node, base, op, [na, nb]))
+            return
+        if not (self.is_tensor(a) and self.is_tensor(b)) or self.param(a) is not None \
+                or self.param(b) is not None:
+            return self.scale_by_constant(node, base, op, a, b)
         sa, sb = self.shape(a), self.shape(b)
         ok = sa == sb or (len(sa) == 4 and len(sb) == 4 and sa[:2] == sb[:2]
                           and (sa[2:] == (1, 1) or sb[2:] == (1, 1)))
@@ -443,8 +535,60 @@ class Converter:
             raise Unmapped(f"{op} broadcast {list(sa)} with {list(sb)}")
         self.emit(node, base, op, [self.tensor(a), self.tensor(b)])
 
+    def scale_by_constant(self, node, base, op, a, b):
+        """x op c or c op x with c a Python number or a parameter that is one value per channel
+        (shape [C, 1, 1] against [N, C, H, W], [C] against [N, C] or channels-last [N, H, W, C]):
+        a scale, x * w + t."""
+        def const(v):
+            p = self.param(v)
+            if p is not None:
+                return p.to(torch.float64)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                return torch.tensor(float(v), dtype=torch.float64)
+            return None
+        ca, cb = const(a), const(b)
+        if (ca is None) == (cb is None):
+            raise Unmapped(f"{op} of two constants or of unsupported operands")
+        x, c, c_first = (b, ca, True) if ca is not None else (a, cb, False)
+        if not self.is_tensor(x):
+            raise Unmapped(f"{op} without a tensor operand")
+        xs = self.shape(x)
+        src = self.nhwc(x)
+        cdim = len(xs) - 1 if src is not None else 1
+        if len(xs) < 2:
+            raise Unmapped(f"{op} by a constant of a rank-{len(xs)} tensor")
+        C = xs[cdim]
+        cs = tuple(c.shape)
+        if len(cs) > len(xs):
+            raise Unmapped(f"{op} by a constant of shape {list(cs)} against {list(xs)}")
+        al = (1,) * (len(xs) - len(cs)) + cs
+        if any(d != 1 for i, d in enumerate(al) if i != cdim) or al[cdim] not in (1, C):
+            raise Unmapped(f"{op} by a constant of shape {list(cs)} against {list(xs)}: only one "
+                           "value per channel maps (scale)")
+        v = c.reshape(-1).expand(C) if c.numel() == 1 else c.reshape(C)
+        one, zero = torch.ones(C, dtype=torch.float64), torch.zeros(C, dtype=torch.float64)
+        if op == "mul":
+            w, t = v, zero
+        elif op == "add":
+            w, t = one, v
+        elif op == "sub":
+            w, t = (-one, v) if c_first else (one, -v)
+        elif not c_first:  # x / c
+            w, t = 1.0 / v, zero
+        else:
+            raise Unmapped("a constant divided by a tensor")
+        has_bias = bool((t != 0).any())
+        name = self.emit(node, base, "scale", [src or self.tensor(x)], attrs={"bias": has_bias})
+        self.add_weights(name, {"weight": w, **({"bias": t} if has_bias else {})})
+        if src is not None:
+            self.env[node] = _Pending("nhwc", name)
+
     def unary(self, node, base, args, kw, op, attrs=None, inplace=False):
         a = dict(attrs or {})
+        src = self.nhwc(args[0])
+        if src is not None:
+            self.env[node] = _Pending("nhwc", self.emit(node, base, op, [src], attrs=a))
+            return
         if "inplace" in DEFAULTS.get(op, {}):
             a["inplace"] = inplace or bool(kw.get("inplace", False))
         self.emit(node, base, op, [self.tensor(args[0])], attrs=a)
@@ -509,7 +653,15 @@ class Converter:
         if isinstance(v, _Pending) and v.kind == "shuffle_v" and list(dims) == [0, 2, 1, 3, 4]:
             self.env[node] = _Pending("shuffle_t", v.src, groups=v.info["groups"])
             return
-        raise Unmapped("permute outside a channel shuffle")
+        dims = [self.axis(d, len(self.shape(args[0]))) for d in dims]
+        if isinstance(v, str) and dims == [0, 2, 3, 1]:
+            self.env[node] = _Pending("nhwc", v)
+            return
+        if isinstance(v, _Pending) and v.kind == "nhwc" and dims == [0, 3, 1, 2]:
+            self.env[node] = v.src
+            return
+        raise Unmapped(f"permute {dims}: only a channel shuffle, or channels-last (0, 2, 3, 1) "
+                       "and back (0, 3, 1, 2) around layernorm, linear and elementwise ops")
 
     def contiguous(self, node, base, args, kw):
         v = self.env.get(args[0])
@@ -725,6 +877,7 @@ _reg(Converter.pad_fn, *_f(F.pad))
 _reg(Converter.softmax, *_f(F.softmax, torch.softmax), *_m("softmax"))
 _reg(Converter.shuffle_fn, *_f(F.channel_shuffle, torch.channel_shuffle))
 _reg(Converter.dropout_fn, *_f(F.dropout))
+_reg(Converter.layer_norm_fn, *_f(F.layer_norm))
 
 
 def _stochastic_depth(self, node, base, args, kw):

@@ -107,7 +107,7 @@ class TestPatterns(unittest.TestCase):
 
     def test_unmapped_nodes_are_reported(self):
         text, _, unmapped = torch2net.convert(WithLayerNorm().eval(), torch.randn(1, 3, 8, 8))
-        self.assertEqual(unmapped, [("norm", "norm"), ("mul", "mul")])
+        self.assertEqual(unmapped, [("norm", "norm")])  # over C, H, W; the * 2.0 is a scale
         self.assertIn("# unmapped:", text)
 
     def test_a_one_input_cat_is_its_input(self):
@@ -158,6 +158,113 @@ class TestPatterns(unittest.TestCase):
                               "global_avgpool(hardtanh)"])
 
 
+def run_netc(testcase, module, x, text, tensors, tol=1e-5):
+    """The converted model through `netc run` (the interpreter) and compiled at -O2, each
+    against the module's own output: max|d| <= tol * max|ref|."""
+    import numpy as np
+    from nettools import write_outputs, write_npy
+    netc = os.environ.get("NETC") or os.path.join(os.path.abspath(SRC), "build", "netc")
+    if not os.path.exists(netc):
+        testcase.skipTest("no build/netc to run the converted model")
+    netrun = os.path.join(os.path.dirname(netc), "netrun")
+    want = module(x).detach().numpy()
+    with tempfile.TemporaryDirectory() as d:
+        net, w, xi, yo, so = (os.path.join(d, f) for f in ("m.net", "m.safetensors", "x.npy", "y.npy", "m.so"))
+        write_outputs(net, text, w, tensors)
+        write_npy(xi, x.numpy())
+        runs = [[netc, "run", net, "--weights", w, "--input", xi, "--output", yo]]
+        if os.path.exists(netrun):
+            runs.append([netc, net, "--weights", w, "-O2", "-o", so])
+            runs.append([netrun, so, "--input", xi, "--output", yo])
+        for i, cmd in enumerate(runs):
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            testcase.assertEqual(r.returncode, 0, r.stderr)
+            if cmd[0] == netc and cmd[1] != "run":
+                continue
+            got = np.load(yo)
+            testcase.assertEqual(got.shape, want.shape)
+            err = float(abs(got - want).max()) / float(abs(want).max())
+            testcase.assertLessEqual(err, tol, f"{os.path.basename(cmd[0])}: max|d|/max|ref| {err:g}")
+
+
+class TestChannelsLastAndConstants(unittest.TestCase):
+    def test_convnext_block(self):
+        """ConvNeXt's block and LayerNorm2d: permute -> LayerNorm -> Linear -> GELU -> Linear ->
+        permute back, a [C, 1, 1] layer scale, the residual add; all channels-last work maps to
+        NCHW ops and no permute is left."""
+        from torchvision.models.convnext import CNBlock, LayerNorm2d
+        torch.manual_seed(3)
+
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.stem = nn.Conv2d(3, 24, 2, stride=2)
+                self.norm = LayerNorm2d(24, eps=1e-6)
+                self.block = CNBlock(24, layer_scale=0.7, stochastic_depth_prob=0.0)
+
+            def forward(self, x):
+                return self.block(self.norm(self.stem(x)))
+        m = M().eval()
+        with torch.no_grad():
+            m.block.layer_scale.uniform_(0.5, 1.5)
+            m.norm.weight.uniform_(0.5, 1.5)
+            m.norm.bias.uniform_(-0.3, 0.3)
+        x = torch.randn(1, 3, 14, 18)
+        text, tensors, unmapped = torch2net.convert(m, x)
+        self.assertEqual(unmapped, [])
+        ops = [v.split("(")[0] for v in statements(text).values()]
+        self.assertEqual(ops, ["conv2d", "layernorm", "conv2d", "layernorm", "conv2d", "gelu", "conv2d",
+                               "scale", "add"])
+        st = statements(text)
+        self.assertIn("layernorm(stem, eps=1e-06)", st.values())
+        self.assertEqual(st["block_block_3"], "conv2d(block_block_2, 96, kernel=1)")
+        self.assertEqual(tuple(tensors["block_block_3.weight"].shape), (96, 24, 1, 1))
+        self.assertEqual(tuple(tensors["mul.weight"].shape), (24,))
+        run_netc(self, m, x, text, tensors)
+
+    def test_constant_operands_are_scales(self):
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.p = nn.Parameter(torch.rand(5, 1, 1) + 0.5)
+                self.q = nn.Parameter(torch.randn(1, 5, 1, 1))
+                self.fc = nn.Linear(5, 4)
+
+            def forward(self, x):
+                a = x * 2.0 + self.q            # scale, then scale with bias
+                b = self.p - a                   # weight -1, bias p
+                c = (b / self.p - 3).relu()      # 1/p, then a shift
+                d = self.fc(torch.flatten(F.adaptive_avg_pool2d(c, 1), 1))
+                return d * self.fc.bias          # [4] against [N, 4]
+        m = M().eval()
+        x = torch.randn(2, 5, 6, 7)
+        text, tensors, unmapped = torch2net.convert(m, x)
+        self.assertEqual(unmapped, [])
+        st = list(statements(text).values())
+        self.assertEqual(sum(v.startswith("scale(") for v in st), 6, text)
+        self.assertNotIn("mul(", text)
+        run_netc(self, m, x, text, tensors)
+
+    def test_what_does_not_map_says_why(self):
+        class Rows(nn.Module):  # one value per row, not per channel
+            def __init__(self):
+                super().__init__()
+                self.p = nn.Parameter(torch.rand(6, 1))
+
+            def forward(self, x):
+                return x * self.p
+
+        class Pool(nn.Module):  # a channels-last tensor read by a pool
+            def forward(self, x):
+                return F.max_pool2d(x.permute(0, 2, 3, 1), 2).permute(0, 3, 1, 2)
+        for mod, x, msg in [(Rows(), torch.randn(1, 4, 6, 5), "only one value per channel maps"),
+                            (Pool(), torch.randn(1, 4, 6, 6), "channels-last permute")]:
+            conv = torch2net._converter(mod.eval(), x, "m")
+            conv.run()
+            self.assertTrue(conv.unmapped)
+            self.assertIn(msg, " ".join(e for _, _, e in conv.unmapped))
+
+
 class TestCli(unittest.TestCase):
     def run_cli(self, *args):
         return subprocess.run([sys.executable, os.path.join(TOOLS, "torch2net.py"), *args],
@@ -171,15 +278,15 @@ class TestCli(unittest.TestCase):
                         "class M(nn.Module):\n"
                         "    def __init__(self):\n"
                         "        super().__init__()\n"
-                        "        self.norm = nn.LayerNorm(4)\n"
+                        "        self.norm = nn.LayerNorm([4, 3])\n"
                         "    def forward(self, x):\n"
                         "        return self.norm(x)\n")
             out = os.path.join(d, "m.net")
-            r = self.run_cli(f"{src}:M", "--input-shape", "2,4", "-o", out)
+            r = self.run_cli(f"{src}:M", "--input-shape", "2,4,3", "-o", out)
             self.assertEqual(r.returncode, 1)
             self.assertIn("unmapped: node norm (target norm)", r.stderr)
             self.assertFalse(os.path.exists(out))
-            r = self.run_cli(f"{src}:M", "--input-shape", "2,4", "-o", out, "--allow-unmapped")
+            r = self.run_cli(f"{src}:M", "--input-shape", "2,4,3", "-o", out, "--allow-unmapped")
             self.assertEqual(r.returncode, 0)
             self.assertTrue(os.path.exists(out))
 
