@@ -2,7 +2,7 @@
 # netc needs when they are missing (as root), or says exactly which are missing.
 NETC_PACKAGES=(cmake pkg-config make gcc flex bison llvm-19-dev clang-19 libclang-rt-19-dev
   libcriterion-dev libcjson-dev liblapacke-dev libopenblas-dev
-  python3-torch python3-torchvision python3-numpy python3-pytest python3-onnx
+  python3-torch python3-torchvision python3-numpy python3-pytest python3-onnx python3-pil
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user file lld)
 
 netc_ensure_deps() {
