@@ -10,11 +10,14 @@ The module is traced with torch.fx (symbolic_trace) and run once on a seeded ran
 known. Each node maps to one .net statement; the graph is flat (no defs). A binding is named
 after the module path with '.' -> '_' (`layer1.0.conv1` -> `layer1_0_conv1`), so its weights are
 `layer1_0_conv1.weight`, ...; functional nodes keep torch.fx's names (`add_1`, `flatten`).
-`num_batches_tracked` is dropped. What cannot be mapped is listed on stderr as (node, target), and
-the exit status is 1 unless --allow-unmapped (then the .net keeps a comment for each such node).
+`num_batches_tracked` is dropped. What cannot be mapped is refused in one message on stderr: each
+kind of node (`module LayerNorm`, `method permute`, ...) with its count, its first node and why;
+nodes that fail only because an input is unmapped are not counted. The exit status is 1 and
+nothing is written unless --allow-unmapped (then the .net keeps a comment for each such node).
 
 Library use: convert(module, example_input) -> (net_text, tensors, unmapped), where tensors maps
-weight names to float32 numpy arrays and unmapped is a list of (node name, target) pairs.
+weight names to float32 numpy arrays and unmapped is a list of (node name, target) pairs;
+explain() gives (node, target, why, what) instead, report() the message.
 """
 import argparse
 import dis
@@ -71,19 +74,34 @@ class _Scalar:
     """A node whose value is a Python value (x.size(1), c // 2): used only as an attribute."""
 
 
-class _Tracer(torch.fx.Tracer):
-    """torch.fx's tracer, with tuple unpacking of a traced value (`a, b = x.chunk(2, 1)`) that also
-    works on Python 3.11, whose inline caches break torch 1.13's `f_lasti // 2` lookup of the
-    UNPACK_SEQUENCE instruction."""
+class _Skip(Exception):
+    """A node that fails only because an input could not be mapped: not reported again."""
 
-    def iter(self, obj):
-        frame = inspect.currentframe()
-        caller = frame.f_back.f_back if frame and frame.f_back else None
-        if caller is not None:
-            for inst in dis.get_instructions(caller.f_code):
-                if inst.offset == caller.f_lasti and inst.opname == "UNPACK_SEQUENCE":
-                    return (obj[i] for i in range(inst.argval))
-        return super().iter(obj)
+
+def _proxy_iter(proxy):
+    """Proxy.__iter__ for Python 3.11: the UNPACK_SEQUENCE instruction that asks for the
+    iterator is found by its offset (torch 1.13's `f_lasti // 2` index is wrong once inline
+    caches sit between instructions, and past the end of the list it raises IndexError)."""
+    frame = inspect.currentframe()
+    caller = frame.f_back if frame else None
+    if caller is not None:
+        for inst in dis.get_instructions(caller.f_code):
+            if inst.offset == caller.f_lasti and inst.opname == "UNPACK_SEQUENCE":
+                return (proxy[i] for i in range(inst.argval))
+    return proxy.tracer.iter(proxy)
+
+
+class _Tracer(torch.fx.Tracer):
+    """torch.fx's tracer, with tuple unpacking of a traced value (`a, b = x.chunk(2, 1)`,
+    `x, _ = self.attention(x)`) that also works on Python 3.11 (see _proxy_iter)."""
+
+    def trace(self, root, concrete_args=None):
+        saved = torch.fx.proxy.Proxy.__iter__
+        torch.fx.proxy.Proxy.__iter__ = _proxy_iter
+        try:
+            return super().trace(root, concrete_args)
+        finally:
+            torch.fx.proxy.Proxy.__iter__ = saved
 
 
 class Converter:
@@ -93,7 +111,8 @@ class Converter:
         self.name = name
         self.lines = []
         self.tensors = {}
-        self.unmapped = []
+        self.unmapped = []     # (node name, target, why, what: "module LayerNorm", ...)
+        self.failed = set()    # fx Nodes not mapped
         self.used = set()
         self.env = {}          # fx Node -> binding name, _Pending or _Scalar
         self.modules = dict(module.named_modules())
@@ -198,16 +217,36 @@ class Converter:
                     self.map_module(node)
                 else:
                     self.map_call(node)
-            except Unmapped as e:
-                target = node.target if isinstance(node.target, str) else getattr(
-                    node.target, "__name__", str(node.target))
-                self.unmapped.append((node.name, str(target), str(e)))
-                self.lines.append(f"# unmapped: {node.format_node()}  ({e})")
+            except (Unmapped, _Skip) as e:
+                self.failed.add(node)
+                if isinstance(e, Unmapped) and not self.depends_on_failed(node):
+                    target = node.target if isinstance(node.target, str) else getattr(
+                        node.target, "__name__", str(node.target))
+                    self.unmapped.append((node.name, str(target), str(e), self.what(node)))
+                why = e if isinstance(e, Unmapped) else "an input is not mapped"
+                self.lines.append(f"# unmapped: {node.format_node()}  ({why})")
                 self.env.setdefault(node, node.name)
         head = [f"# converted by tools/torch2net.py from {type(self.module).__name__}",
                 f"net {self.name}", ""] + inputs + [""]
         text = "\n".join(head + self.lines + ["", "output " + ", ".join(outputs), ""])
-        return text, self.tensors, [(n, t) for n, t, _ in self.unmapped]
+        return text, self.tensors, [(n, t) for n, t, _, _ in self.unmapped]
+
+    def depends_on_failed(self, node):
+        """True when an unmapped input left this node without a value to map: one that is no
+        tensor (the tuple of an unmapped module), so the failure is that input's, not this
+        node's. An unmapped tensor input still has a binding and its shape: the node is judged
+        on its own."""
+        return any(a in self.failed and not self.is_tensor(a) for a in node.all_input_nodes)
+
+    def what(self, node):
+        """What a node is, for the report: `module LayerNorm`, `function add`, `method view`."""
+        if node.op == "call_module":
+            return f"module {type(self.modules[node.target]).__name__}"
+        if node.op in ("call_function", "call_method"):
+            t = node.target if isinstance(node.target, str) else getattr(
+                node.target, "__name__", str(node.target))
+            return f"{node.op.split('_')[1]} {t}"
+        return {"get_attr": "parameter", "placeholder": "input"}.get(node.op, node.op)
 
     def map_output(self, a):
         flat = []
@@ -241,6 +280,8 @@ class Converter:
         # A module called twice (shared weights) gets a second binding (`relu_1`), and its
         # weights are copied under that name.
         base = self.module_base(path)
+        if not isinstance(m, MAPPED_MODULES):
+            raise Unmapped(NO_NET_MODULE.get(type(m).__name__, "no mapping for this module type"))
         if len(node.kwargs) or (len(node.args) != 1 and not isinstance(m, nn.Identity)):
             raise Unmapped(f"{type(m).__name__} called with extra arguments")
         x = node.args[0]
@@ -340,7 +381,7 @@ class Converter:
         elif isinstance(m, nn.ChannelShuffle):
             self.emit(node, base, "channel_shuffle", [self.tensor(x)], attrs={"groups": m.groups})
         else:
-            raise Unmapped(f"module type {type(m).__name__}")
+            raise Unmapped("no mapping for this module type")
 
     # ---- channels-last stretches (x.permute(0, 2, 3, 1) ... .permute(0, 3, 1, 2)) ------------
     def layernorm(self, node, base, src, eps, weight, bias, nhwc=False):
@@ -481,7 +522,8 @@ class Converter:
               and ys[3:] == xs[2:]):
             self.env[node] = _Pending("shuffle_v", x, groups=ys[1])
         else:
-            raise Unmapped(f"reshape {list(xs)} -> {list(ys)} is not a flatten")
+            raise Unmapped(f"reshape {list(xs)} -> {list(ys)} is not a flatten (the language "
+                           "has no general reshape)")
 
     # ---- call_function / call_method -------------------------------------------------------
     def map_call(self, node):
@@ -644,7 +686,7 @@ class Converter:
             if dims == [1, 2]:
                 self.env[node] = _Pending("shuffle_t", v.src, groups=v.info["groups"])
                 return
-        raise Unmapped("transpose outside a channel shuffle")
+        raise Unmapped("transpose outside a channel shuffle (the language has no transpose)")
 
     def permute(self, node, base, args, kw):
         v = self.env.get(args[0])
@@ -780,6 +822,23 @@ class Converter:
         self.emit(node, base, "dropout", [self.tensor(args[0])], attrs={"p": float(p)})
 
 
+# Module types with no .net equivalent, and why (the report says it for each such module).
+NO_NET_MODULE = {
+    "GroupNorm": "the language has no group norm",
+    "InstanceNorm2d": "the language has no instance norm",
+    "LocalResponseNorm": "the language has no local response norm",
+    "MultiheadAttention": "the language has no attention (no batched matmul, no general reshape "
+                          "or transpose)",
+    "Conv1d": "the language has 2-D convolutions only",
+    "Conv3d": "the language has 2-D convolutions only",
+    "MaxPool1d": "the language has 2-D pooling only",
+    "AdaptiveMaxPool2d": "the language has no adaptive max pooling",
+    "Embedding": "the language has no embedding lookup (float32 inputs only)",
+    "Softplus": "the language has no softplus",
+    "SELU": "the language has no selu",
+    "Mish": "the language has no mish",
+}
+
 SIMPLE_MODULES = {
     nn.ReLU: lambda m: ("relu", {}),
     nn.LeakyReLU: lambda m: ("leaky_relu", {"slope": float(m.negative_slope)}),
@@ -791,6 +850,12 @@ SIMPLE_MODULES = {
     nn.GELU: lambda m: ("gelu", {"approximate": getattr(m, "approximate", "none")}),
     nn.ELU: lambda m: ("elu", {"alpha": float(m.alpha)}),
 }
+
+
+MAPPED_MODULES = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d,
+                  nn.Hardtanh, nn.PReLU, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
+                  nn.Upsample, nn.Flatten, nn.Softmax, nn.Dropout, nn.Dropout2d, nn.AlphaDropout,
+                  nn.Identity, nn.ChannelShuffle, nn.LayerNorm, *SIMPLE_MODULES)
 
 
 def _unary_fn(op, attr_of=None, inplace=False):
@@ -911,6 +976,33 @@ def convert(module, example_input, name=None):
     return _converter(module, example_input, name).run()
 
 
+def explain(module, example_input, name=None):
+    """convert(), with the reasons: (net_text, tensors, unmapped) where unmapped is a list of
+    (node name, target, why, what), `what` naming the kind of node (`module LayerNorm`,
+    `method permute`, `function add`, `parameter`)."""
+    conv = _converter(module, example_input, name)
+    text, tensors, _ = conv.run()
+    return text, tensors, conv.unmapped
+
+
+def report(unmapped):
+    """One message for explain()'s unmapped list: each kind of node once, with its count, its
+    first node and why that one is not mapped. Nodes that fail only because an input is
+    unmapped are not in the list."""
+    groups = {}
+    for node, target, why, what in unmapped:
+        groups.setdefault(what, []).append((node, target, why))
+    lines = ["torch2net: cannot convert: these have no .net equivalent:"]
+    for what, items in groups.items():
+        node, target, why = items[0]
+        first = f"{node!r}" + (f" ({target})" if target != node and "." in target else "")
+        others = len({w for _, _, w in items}) - 1
+        lines.append(f"  {what}: {len(items)} node(s), first {first}: {why}"
+                     + (f" (and {others} other reason{'s' if others > 1 else ''})" if others
+                        else ""))
+    return "\n".join(lines)
+
+
 def _converter(module, example_input, name):
     inputs = tuple(example_input) if isinstance(example_input, (tuple, list)) else (example_input,)
     net_name = re.sub(r"[^A-Za-z0-9_]", "_", name or default_name(module))
@@ -965,10 +1057,9 @@ def main(argv=None):
         name = os.path.splitext(os.path.basename(args.output))[0]
     if name is None:
         name = args.module.rsplit(":", 1)[1]
-    conv = _converter(module, example, name)
-    text, tensors, unmapped = conv.run()
-    for node, target, why in conv.unmapped:
-        print(f"torch2net: unmapped: node {node} (target {target}): {why}", file=sys.stderr)
+    text, tensors, unmapped = explain(module, example, name)
+    if unmapped:
+        print(report(unmapped), file=sys.stderr)
     if unmapped and not args.allow_unmapped:
         print(f"torch2net: {len(unmapped)} node(s) not mapped; nothing written "
               "(--allow-unmapped writes them as comments)", file=sys.stderr)

@@ -110,6 +110,45 @@ class TestPatterns(unittest.TestCase):
         self.assertEqual(unmapped, [("norm", "norm")])  # over C, H, W; the * 2.0 is a scale
         self.assertIn("# unmapped:", text)
 
+    def test_unpacking_a_module_result(self):
+        # `x, _ = self.attention(...)` (ViT): unpacking the proxy of a leaf module's tuple
+        # raised IndexError inside torch.fx on Python 3.11; now each node that has no mapping
+        # is reported, the nodes that only read an unmapped tuple are not
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.attn = nn.MultiheadAttention(4, 2, batch_first=True)
+                self.fc = nn.Linear(4, 3)
+
+            def forward(self, x):
+                y, _ = self.attn(x, x, x, need_weights=False)
+                return self.fc(torch.flatten(y, 1)[:, :4])
+        text, _, unmapped = torch2net.explain(M().eval(), torch.randn(1, 5, 4))
+        self.assertEqual([(n, w) for n, _, _, w in unmapped],
+                         [("attn", "module MultiheadAttention")])
+        self.assertIn("no attention", unmapped[0][2])
+        self.assertIn("# unmapped: %getitem", text)          # the comment stays in the text
+        self.assertIn("fc = linear(getitem_2, 3)", text)    # the rest is mapped as usual
+
+    def test_report_groups_by_kind(self):
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.n1, self.n2 = nn.LayerNorm(6), nn.LayerNorm(6)
+
+            def forward(self, x):
+                y = x.view(1, 2, 3, 6).permute(0, 2, 1, 3)
+                return self.n2(self.n1(x)), y.reshape(1, 3, 12)
+        _, _, unmapped = torch2net.explain(M().eval(), torch.randn(1, 6, 6))
+        msg = torch2net.report(unmapped)
+        self.assertIn("module LayerNorm: 2 node(s), first 'n1': LayerNorm(6,) on [1, 6, 6]: only over "
+                      "the channels", msg)
+        self.assertIn("method view: 1 node(s), first 'view': reshape [1, 6, 6] -> [1, 2, 3, 6] "
+                      "is not a flatten (the language has no general reshape)", msg)
+        self.assertIn("method permute: 1 node(s), first 'permute': permute [0, 2, 1, 3]: only a "
+                      "channel shuffle, or channels-last", msg)
+        self.assertEqual(len(msg.splitlines()), 1 + 4)   # LayerNorm, view, permute, reshape
+
     def test_a_one_input_cat_is_its_input(self):
         class M(nn.Module):  # DenseNet's first dense layer concatenates a list of one tensor
             def __init__(self):
@@ -262,7 +301,7 @@ class TestChannelsLastAndConstants(unittest.TestCase):
             conv = torch2net._converter(mod.eval(), x, "m")
             conv.run()
             self.assertTrue(conv.unmapped)
-            self.assertIn(msg, " ".join(e for _, _, e in conv.unmapped))
+            self.assertIn(msg, " ".join(u[2] for u in conv.unmapped))
 
 
 class TestCli(unittest.TestCase):
@@ -284,7 +323,9 @@ class TestCli(unittest.TestCase):
             out = os.path.join(d, "m.net")
             r = self.run_cli(f"{src}:M", "--input-shape", "2,4,3", "-o", out)
             self.assertEqual(r.returncode, 1)
-            self.assertIn("unmapped: node norm (target norm)", r.stderr)
+            self.assertIn("module LayerNorm: 1 node(s), first 'norm': LayerNorm(4, 3) on [2, 4, 3]: "
+                          "only over the channels", r.stderr)
+            self.assertEqual(r.stderr.count("torch2net: cannot convert"), 1)
             self.assertFalse(os.path.exists(out))
             r = self.run_cli(f"{src}:M", "--input-shape", "2,4,3", "-o", out, "--allow-unmapped")
             self.assertEqual(r.returncode, 0)
