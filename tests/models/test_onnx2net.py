@@ -25,6 +25,7 @@ NETRUN = os.path.join(os.path.dirname(NETC), "netrun")
 sys.path.insert(0, TOOLS)
 import onnx2net  # noqa: E402
 from nettools import write_npy  # noqa: E402
+from families import SegOut as Out  # noqa: E402  (a segmentation model's "out")
 
 TOL = 1e-4
 
@@ -258,17 +259,6 @@ class Models(_Converted):
     def test_mobilenet_v3(self):
         import torchvision
         self.check(torchvision.models.mobilenet_v3_small(), (1, 3, 64, 64), 14, "mnv3")
-
-
-class Out(nn.Module):
-    """A segmentation model's "out" (torchvision returns a dict)."""
-
-    def __init__(self, m):
-        super().__init__()
-        self.m = m
-
-    def forward(self, x):
-        return self.m(x)["out"]
 
 
 @unittest.skipUnless(os.environ.get("NETC_ONNX_ALL_MODELS"),
