@@ -131,6 +131,14 @@ def densenet():
     return d.DenseNet(32, (2, 2, 2, 2), 64, num_classes=10)
 
 
+def convnext():
+    """torchvision's ConvNeXt, one block per stage, narrower (24..192 channels)."""
+    from torchvision.models.convnext import CNBlockConfig, ConvNeXt
+    widths = [24, 48, 96, 192]
+    return ConvNeXt([CNBlockConfig(c, n, 1) for c, n in zip(widths, widths[1:] + [None])],
+                    num_classes=10)
+
+
 def swin():
     from torchvision.models import swin_transformer as s
     return s.SwinTransformer([4, 4], 16, [1, 1], [1, 2], [2, 2], num_classes=10)
@@ -180,6 +188,7 @@ FAMILIES = [
     Family("DeepLabV3", lambda: seg_resnet("deeplabv3"), 64, "deeplabv3_resnet50", 520),
     Family("LR-ASPP", lambda: tv("lraspp_mobilenet_v3_large", num_classes=5), 64,
            "lraspp_mobilenet_v3_large", 520),
+    Family("ConvNeXt", convnext, 64, "convnext_tiny", 224),
     Family("ViT", vit, 32, "vit_b_16", 224,
            refuses=("module LayerNorm", "Transpose")),
     Family("Swin Transformer", swin, 32, "swin_t", 224,

@@ -237,7 +237,7 @@ def renamed_state_dict(module, rename):
 
 # ---- random but non-trivial weights -----------------------------------------------------------
 def randomise(module, calib_inputs, gen):
-    """Random BN affine and PReLU slopes; BN running statistics measured on `calib_inputs`
+    """Random BN and LayerNorm affines, layer scales, PReLU slopes; BN running statistics measured on `calib_inputs`
     (cumulative average, train mode), then perturbed so that BN does not normalise exactly."""
     bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     with torch.no_grad():
@@ -246,6 +246,12 @@ def randomise(module, calib_inputs, gen):
                 m.weight.copy_(torch.rand(m.weight.shape, generator=gen) * 0.5)
             if isinstance(m, nn.Linear) and m.bias is not None:
                 m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.05)
+            if isinstance(m, nn.LayerNorm) and m.elementwise_affine:
+                m.weight.copy_(0.5 + torch.rand(m.weight.shape, generator=gen))
+                m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.2)
+        for name, p in module.named_parameters():
+            if name.endswith("layer_scale"):     # ConvNeXt's, 1e-6 at initialisation
+                p.copy_(0.5 + torch.rand(p.shape, generator=gen))
         for bn in bns:
             if bn.affine:
                 bn.weight.copy_(0.5 + torch.rand(bn.num_features, generator=gen))

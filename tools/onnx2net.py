@@ -7,7 +7,12 @@ Opsets 11 to 17 (attributes that became inputs are read from either place); exte
 from the model's directory. Every input must be float32 with a fixed shape. Constants and shape
 subgraphs (Shape -> Gather -> Unsqueeze -> Concat -> Reshape, as PyTorch exports them) are folded
 with numpy; Mul(x, Sigmoid(x)), Mul(x, HardSigmoid(x)) and the erf form of GELU are recognised as
-silu, hardswish and gelu; Reshape -> Transpose(0,2,1,3,4) -> Reshape is a channel_shuffle.
+silu, hardswish and gelu; Reshape -> Transpose(0,2,1,3,4) -> Reshape is a channel_shuffle; the
+decomposed LayerNorm of opsets < 17 and LayerNormalization over the channels are a layernorm.
+Transpose(0,2,3,1) of an NCHW tensor is a channels-last view with no statement: LayerNorm over its
+last axis, MatMul by a constant (a 1x1 conv), elementwise ops and Transpose(0,3,1,2) back are
+computed on the NCHW tensor; anything else reading it is refused. Add/Sub/Mul/Div with a constant
+holding one value per channel (or one value) is a scale.
 A binding is named after its ONNX node, with PyTorch's scopes shortened
 (`/layer1/layer1.0/conv1/Conv` -> `layer1_0_conv1`), or after the graph output it produces, so its
 weights are `layer1_0_conv1.weight`, ... Where an ONNX op has no exact .net equivalent the
@@ -58,10 +63,37 @@ class Const:
 
 
 class Pending:
-    """An intermediate with no .net tensor: the 5-D view and transpose of a channel shuffle."""
+    """An intermediate with no .net tensor: the 5-D view and transpose of a channel shuffle
+    ("shuffle_v", "shuffle_t"), or the channels-last view of an NCHW tensor ("nhwc": src is the
+    NCHW binding, info["shape"] the [N, H, W, C] shape the ONNX graph sees)."""
 
     def __init__(self, kind, src, **info):
         self.kind, self.src, self.info = kind, src, info
+
+
+# Transpose(perm=NHWC) of an NCHW tensor is its channels-last view; Transpose(perm=NCHW) of that
+# view is the tensor again. Axis i of the view is axis NHWC[i] of the tensor.
+NHWC, NCHW = [0, 2, 3, 1], [0, 3, 1, 2]
+
+
+def _nhwc(t):
+    """The channels-last view of the NCHW binding t (no statement)."""
+    n, c, h, w = t.shape
+    return Pending("nhwc", t, shape=(n, h, w, c))
+
+
+def _is_nhwc(v):
+    return isinstance(v, Pending) and v.kind == "nhwc"
+
+
+def _same(t):
+    return t
+
+
+CHANNELS_LAST = ("{op} of a channels-last view (Transpose perm [0, 2, 3, 1] of an NCHW tensor): "
+                 "the language has no transpose, and onnx2net computes on such a view only a "
+                 "LayerNorm over its last axis, a MatMul by a constant, elementwise ops and the "
+                 "inverse Transpose")
 
 
 class Opaque:
@@ -112,6 +144,7 @@ class Converter:
         self.used = set()
         self.input_bindings = set()
         self.env = {}
+        self.cur_op = ""
         self.opset = 1
         for imp in model.opset_import:
             if imp.domain in ("", "ai.onnx"):
@@ -149,6 +182,8 @@ class Converter:
         if isinstance(v, Const):
             raise Unmapped(f"a constant tensor {name!r} used as an operand (no constant tensors "
                            "in .net)")
+        if _is_nhwc(v):
+            raise Unmapped(CHANNELS_LAST.format(op=self.cur_op))
         if not isinstance(v, Tensor):
             raise Unmapped(f"{name!r} has no .net tensor here")
         return v
@@ -167,6 +202,21 @@ class Converter:
     def ints(self, name, what):
         v = self.const(name, what)
         return None if v is None else [int(e) for e in v.reshape(-1)]
+
+    def view(self, node, i=0):
+        """Input i as (its NCHW binding, the shape the ONNX graph sees, the channel axis in that
+        shape, and what turns a result computed on the binding back into the graph's value):
+        a channels-last view is computed on its NCHW tensor."""
+        v = self.get(node.inputs[i])
+        if _is_nhwc(v):
+            return v.src, v.info["shape"], 3, _nhwc
+        t = self.tensor(node.inputs[i])
+        return t, t.shape, 1, _same
+
+    def value(self, node, i=0):
+        """Input i as it is (a tensor or a channels-last view), for ops that pass it on."""
+        x, _, _, wrap = self.view(node, i)
+        return wrap(x)
 
     # ---- emission --------------------------------------------------------------------------
     def emit(self, base, op, inputs, shape, positional=(), attrs=None, comment=None):
@@ -217,9 +267,13 @@ class Converter:
         nodes = fuse_patterns([Node(n.op_type, n.name, list(n.input), list(n.output),
                                     _attrs(n)) for n in g.node if self.domain_ok(n)],
                               self.env, self.graph_outputs, self.opset)
+        # (the transposes to and from a channels-last view write no statement)
         self.scope_count = Counter(n.name.rsplit("/", 1)[0] for n in nodes
-                                   if n.name and n.op != "Constant")
+                                   if n.name and n.op != "Constant"
+                                   and not (n.op == "Transpose"
+                                            and n.attrs.get("perm") in (NHWC, NCHW)))
         for node in nodes:
+            self.cur_op = node.op.lstrip("_")
             try:
                 self.map_node(node)
             except _Skip:
@@ -228,9 +282,11 @@ class Converter:
             except Unmapped as e:
                 self.unmapped.append((node.op.lstrip("_"), node.name or node.outputs[0], str(e)))
                 # with ONNX's inferred shape, the nodes after this one are still looked at
+                # (not after a channels-last input: its result's layout is not known)
+                cl = any(_is_nhwc(self.env.get(i)) for i in node.inputs if i)
                 for o in node.outputs:
                     s = self.inferred.get(o)
-                    self.env[o] = Tensor("__unmapped__", s) if s else Opaque()
+                    self.env[o] = Tensor("__unmapped__", s) if s and not cl else Opaque()
         outputs = self.map_outputs()
         head = ["# converted by tools/onnx2net.py from "
                 f"{self.model.producer_name or 'an ONNX model'}"
@@ -293,6 +349,9 @@ class Converter:
                                    "language has float32 outputs only)")
                 if isinstance(v, Const):
                     raise Unmapped("the output is a constant (no constant tensors in .net)")
+                if _is_nhwc(v):
+                    raise Unmapped("a channels-last view (Transpose perm [0, 2, 3, 1]) as an "
+                                   "output (the language has no transpose)")
                 if isinstance(v, Pending):
                     raise Unmapped("a 5-D view outside a channel shuffle (the language has no "
                                    "general reshape)")
@@ -346,9 +405,10 @@ class Converter:
             raise Unmapped(f"{node.op}'s optional outputs are used")
 
     def unary(self, node, op, attrs=None):
+        """An elementwise op: on a channels-last view, on its NCHW tensor."""
         self.only_first_output(node)
-        x = self.x(node)
-        self.set_out(node, self.emit(self.base_of(node), op, [x], x.shape, attrs=attrs))
+        x, _, _, wrap = self.view(node)
+        self.set_out(node, wrap(self.emit(self.base_of(node), op, [x], x.shape, attrs=attrs)))
 
 
 def inferred_shapes(model):
@@ -377,12 +437,21 @@ def fuse_patterns(nodes, env, graph_outputs, opset):
     """Rewrites Mul(x, Sigmoid(x)) -> _SiLU, Mul(x, HardSigmoid(x) with alpha 1/6) -> HardSwish,
     Mul(x, Tanh(Softplus(x))) -> _Mish, MatMul(x, W) + b -> Gemm, the erf form of GELU
     (0.5 * x * (1 + erf(x / sqrt 2)), its three orders of multiplication) -> _Gelu, a softmax
-    between a transpose and its inverse -> _Softmax; then drops the nodes nothing reads any more."""
+    between a transpose and its inverse -> _Softmax, LayerNorm as PyTorch exports it below opset
+    17 ((x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps), then * weight and + bias when they are
+    constants) -> _LayerNorm; then drops the nodes nothing reads any more."""
     consts = {n: v.value for n, v in env.items() if isinstance(v, Const)}
     for n in nodes:
         if n.op == "Constant" and "value" in n.attrs:
             consts[n.outputs[0]] = np.asarray(n.attrs["value"])
+        elif n.op == "Identity" and n.inputs[0] in consts:
+            # the exporter's alias of an identical initializer
+            consts[n.outputs[0]] = consts[n.inputs[0]]
     prod = {o: n for n in nodes for o in n.outputs}
+    readers = {}
+    for n in nodes:
+        for i in n.inputs:
+            readers.setdefault(i, []).append(n)
 
     def cval(name, want, tol=1e-6):
         v = consts.get(name)
@@ -393,9 +462,36 @@ def fuse_patterns(nodes, env, graph_outputs, opset):
         n = prod.get(name)
         return n if n is not None and n.op == op else None
 
+    def only_reader(name):
+        r = readers.get(name, [])
+        return r[0] if len(r) == 1 and name not in graph_outputs else None
+
+    fused = {}          # id(last node of a layer norm) -> the _LayerNorm node
+    for n in nodes:
+        ln = _layernorm(n, p, consts, cval) if n.op == "Div" else None
+        if ln is None:
+            continue
+        x, axes, eps = ln
+        tail, w, b = n, "", ""
+        r = only_reader(tail.outputs[0])
+        if r is not None and r.op == "Mul" and len(r.inputs) == 2:
+            other = r.inputs[1] if r.inputs[0] == tail.outputs[0] else r.inputs[0]
+            if other in consts:
+                tail, w = r, other
+                r = only_reader(tail.outputs[0])
+        if r is not None and r.op == "Add" and len(r.inputs) == 2:
+            other = r.inputs[1] if r.inputs[0] == tail.outputs[0] else r.inputs[0]
+            if other in consts:
+                tail, b = r, other
+        name = tail.name.rsplit("/", 1)[0] + "/LayerNorm" if "/" in tail.name else tail.name
+        fused[id(tail)] = Node("_LayerNorm", name, [x, w, b], tail.outputs,
+                               {"axes": axes, "epsilon": eps})
+
     out = []
     for n in nodes:
-        if n.op == "Mul" and len(n.inputs) == 2:
+        if id(n) in fused:
+            n = fused[id(n)]
+        elif n.op == "Mul" and len(n.inputs) == 2:
             a, b = n.inputs
             for x, y in ((a, b), (b, a)):
                 s = p(y, "Sigmoid")
@@ -446,6 +542,47 @@ def fuse_patterns(nodes, env, graph_outputs, opset):
             kept.append(n)
             live.update(i for i in n.inputs if i)
     return kept[::-1]
+
+
+def _layernorm(d, p, consts, cval):
+    """(x, axes, eps) when Div node d ends (x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps),
+    both means over the same axes with their dims kept, else None."""
+    if len(d.inputs) != 2:
+        return None
+    sub, sq = p(d.inputs[0], "Sub"), p(d.inputs[1], "Sqrt")
+    add = p(sq.inputs[0], "Add") if sq is not None else None
+    if sub is None or add is None or len(add.inputs) != 2:
+        return None
+    for rv, e in (add.inputs, add.inputs[::-1]):
+        r2, ev = p(rv, "ReduceMean"), consts.get(e)
+        if r2 is not None and ev is not None and ev.size == 1:
+            break
+    else:
+        return None
+    dev = d.inputs[0]
+    sq2 = p(r2.inputs[0], "Pow")
+    if not (sq2 is not None and sq2.inputs[0] == dev and cval(sq2.inputs[1], 2.0)):
+        sq2 = p(r2.inputs[0], "Mul")               # (x - mean) * (x - mean)
+        if sq2 is None or sq2.inputs != [dev, dev]:
+            return None
+    x, m = sub.inputs
+    r1 = p(m, "ReduceMean")
+    if r1 is None or r1.inputs[0] != x:
+        return None
+    a1, a2 = _reduce_axes(r1, consts), _reduce_axes(r2, consts)
+    if (a1 is None or a1 != a2 or r1.attrs.get("keepdims", 1) != 1
+            or r2.attrs.get("keepdims", 1) != 1):
+        return None
+    return x, a1, float(ev.reshape(-1)[0])
+
+
+def _reduce_axes(n, consts):
+    """A ReduceMean's axes (an attribute, or the second input from opset 18), None if unknown."""
+    if "axes" in n.attrs:
+        return [int(a) for a in n.attrs["axes"]]
+    if len(n.inputs) > 1 and n.inputs[1] in consts:
+        return [int(a) for a in consts[n.inputs[1]].reshape(-1)]
+    return None
 
 
 def _gelu(n, p, cval):
@@ -610,8 +747,8 @@ NO_NET_OP = {
     "_Mish": "the language has no mish (x * tanh(softplus(x)))",
     "Mish": "the language has no mish",
     "Erf": "the language has no erf (only inside GELU's pattern 0.5*x*(1+erf(x/sqrt 2)))",
-    "Transpose": "a transpose outside a channel shuffle (the language has no transpose)",
-    "LayerNormalization": "the language has no layer norm",
+    "Transpose": "a transpose other than a channel shuffle's and the channels-last view of an "
+                 "NCHW tensor (perm [0, 2, 3, 1]) and back (the language has no transpose)",
     "InstanceNormalization": "the language has no instance norm",
 }
 
@@ -812,7 +949,8 @@ def _linear(self, node, x, w, b):
 
 def h_gemm(self, node):
     a = node.attrs
-    x = self.x(node, 0, 2, "linear")
+    v = self.get(node.inputs[0])
+    x = v if _is_nhwc(v) else self.x(node, 0, 2, "linear")
     if a.get("transA", 0):
         raise Unmapped("transA=1 (the language has no transpose of a run-time tensor)")
     w = self.const(node.inputs[1], "B (linear's weights)").astype(np.float64)
@@ -822,13 +960,36 @@ def h_gemm(self, node):
     c = self.const(node.inputs[2], "C (linear's bias)") if len(node.inputs) > 2 else None
     if c is not None:
         c = c.astype(np.float64) * float(a.get("beta", 1.0))
-    _linear(self, node, x, w, c)
+    (_pointwise if _is_nhwc(x) else _linear)(self, node, x, w, c)
 
 
 def h_matmul(self, node):
-    x = self.x(node, 0, 2, "linear")
+    v = self.get(node.inputs[0])
+    x = v if _is_nhwc(v) else self.x(node, 0, 2, "linear")
     w = self.const(node.inputs[1], "the second operand (linear's weights)")
-    _linear(self, node, x, w, None)
+    (_pointwise if _is_nhwc(x) else _linear)(self, node, x, w, None)
+
+
+def _pointwise(self, node, v, w, b):
+    """y = v @ w + b on the channels-last view v, w [C_in, C_out] constant: a 1x1 conv of the
+    NCHW tensor, whose result is viewed channels-last again."""
+    x = v.src
+    c = x.shape[1]
+    if w.ndim != 2 or w.shape[0] != c:
+        raise Unmapped(f"a weight of shape {list(w.shape)} for a channels-last view "
+                       f"{list(v.info['shape'])}")
+    n = w.shape[1]
+    if b is not None:
+        b = np.asarray(b, dtype=np.float64)
+        if b.ndim > 1 or b.size not in (1, n):
+            raise Unmapped(f"a bias of shape {list(b.shape)} (a 1x1 conv's bias is per channel)")
+        b = np.broadcast_to(b.reshape(-1), (n,))
+    y = self.emit(self.base_of(node), "conv2d", [x], (x.shape[0], n, x.shape[2], x.shape[3]),
+                  [n], {"kernel": 1, "bias": b is not None},
+                  comment="MatMul on the channels-last view")
+    self.weights(y, {"weight": np.asarray(w).T.reshape(n, c, 1, 1),
+                     **({"bias": b} if b is not None else {})})
+    self.set_out(node, _nhwc(y))
 
 
 def h_clip(self, node):
@@ -840,7 +1001,7 @@ def h_clip(self, node):
     else:
         lo, hi = node.attrs.get("min"), node.attrs.get("max")
     if lo is None and hi is None:
-        self.set_out(node, self.x(node))
+        self.set_out(node, self.value(node))
     elif lo == 0.0 and hi == 6.0:
         self.unary(node, "relu6")
     elif lo == 0.0 and hi is None:
@@ -853,25 +1014,33 @@ def h_clip(self, node):
 
 
 def h_prelu(self, node):
-    x = self.x(node)
+    x, shape, ch, wrap = self.view(node)
     slope = self.const(node.inputs[1], "the slope")
     flat = slope.reshape(-1)
+    vec = _channel_vector(slope, shape, ch) if len(shape) >= 2 else None
     if flat.size and np.all(flat == flat[0]):
         nump, wt = 1, flat[:1]
-    elif len(x.shape) >= 2 and flat.size == x.shape[1] and _per_channel(slope.shape, x.shape):
-        nump, wt = x.shape[1], flat
+    elif vec is not None:
+        nump, wt = x.shape[1], vec
     else:
-        raise Unmapped(f"a slope of shape {list(slope.shape)} for an input {list(x.shape)} "
+        raise Unmapped(f"a slope of shape {list(slope.shape)} for an input {list(shape)} "
                        "(prelu's slope is one value or one per channel)")
     y = self.emit(self.base_of(node), "prelu", [x], x.shape, attrs={"num_parameters": nump})
     self.weights(y, {"weight": wt})
-    self.set_out(node, y)
+    self.set_out(node, wrap(y))
 
 
-def _per_channel(ss, xs):
-    """Whether shape ss broadcast against xs varies along axis 1 only."""
-    ss = (1,) * (len(xs) - len(ss)) + tuple(ss)
-    return len(ss) == len(xs) and all(d == 1 for i, d in enumerate(ss) if i != 1)
+def _channel_vector(c, shape, ch):
+    """The constant c, broadcast against a value of `shape`, as one float64 per channel (axis
+    ch), or None when it broadcasts otherwise: varying along another axis, or enlarging the
+    value."""
+    c = np.asarray(c)
+    if c.ndim > len(shape):
+        return None
+    cs = (1,) * (len(shape) - c.ndim) + tuple(c.shape)
+    if any(d != 1 for i, d in enumerate(cs) if i != ch) or cs[ch] not in (1, shape[ch]):
+        return None
+    return np.broadcast_to(c.astype(np.float64).reshape(-1), (shape[ch],)).copy()
 
 
 def h_hardsigmoid(self, node):
@@ -965,8 +1134,17 @@ def h_global_max(self, node):
 def h_binary(self, node, op):
     va, vb = self.get(node.inputs[0]), self.get(node.inputs[1])
     if isinstance(va, Const) or isinstance(vb, Const):
-        raise Unmapped(f"{node.op} with a constant operand (no constant tensors in .net)")
-    a, b = self.tensor(node.inputs[0]), self.tensor(node.inputs[1])
+        _scale_by_const(self, node, op, isinstance(va, Const))
+        return
+    wrap = _same
+    if _is_nhwc(va) or _is_nhwc(vb):
+        if not (_is_nhwc(va) and _is_nhwc(vb)):
+            raise Unmapped(f"{node.op} of a channels-last view (Transpose perm [0, 2, 3, 1]) and "
+                           "an NCHW tensor (the language has no transpose)")
+        # [N, H, W, C] with [N, 1, 1, C] is [N, C, H, W] with [N, C, 1, 1] on the tensors
+        a, b, wrap = va.src, vb.src, _nhwc
+    else:
+        a, b = self.tensor(node.inputs[0]), self.tensor(node.inputs[1])
     sa, sb = a.shape, b.shape
     ok = sa == sb or (len(sa) == 4 and len(sb) == 4 and sa[:2] == sb[:2]
                       and (sa[2:] == (1, 1) or sb[2:] == (1, 1)))
@@ -974,7 +1152,37 @@ def h_binary(self, node, op):
         raise Unmapped(f"broadcast of {list(sa)} with {list(sb)} (the language broadcasts "
                        "[N, C, 1, 1] over [N, C, H, W] only)")
     shape = sa if len(sa) == 4 and sa[2:] != (1, 1) else sb
-    self.set_out(node, self.emit(self.base_of(node), op, [a, b], shape))
+    self.set_out(node, wrap(self.emit(self.base_of(node), op, [a, b], shape)))
+
+
+def _scale_by_const(self, node, op, const_first):
+    """x op c or c op x, c a constant holding one value per channel (or one value): a scale,
+    x * weight[c] (+ bias[c]); on a channels-last view, per value of its last axis."""
+    c = self.get(node.inputs[0 if const_first else 1]).value
+    x, shape, ch, wrap = self.view(node, 1 if const_first else 0)
+    vec = _channel_vector(c, shape, ch) if len(shape) >= 2 else None
+    if vec is None:
+        view = "channels-last view " if ch == 3 else ""
+        raise Unmapped(f"{node.op} with a constant of shape {list(c.shape)} that does not "
+                       f"broadcast per channel over the {view}{list(shape)} (scale has one weight "
+                       "and bias per channel; no constant tensors in .net)")
+    ones = np.ones_like(vec)
+    if op == "mul":
+        w, b = vec, None
+    elif op == "add":
+        w, b = ones, vec
+    elif op == "sub":
+        w, b = (-ones, vec) if const_first else (ones, -vec)
+    else:
+        if const_first:
+            raise Unmapped("a constant divided by a tensor (the language has no reciprocal)")
+        with np.errstate(divide="ignore"):
+            w, b = 1.0 / vec, None
+        if not np.all(np.isfinite(w)):
+            raise Unmapped("a division by a constant holding 0")
+    y = self.emit(self.base_of(node), "scale", [x], x.shape, attrs={"bias": b is not None})
+    self.weights(y, {"weight": w, **({"bias": b} if b is not None else {})})
+    self.set_out(node, wrap(y))
 
 
 def h_concat(self, node):
@@ -1189,15 +1397,22 @@ def h_resize(self, node, upsample=False):
 def h_reshape(self, node):
     v = self.get(node.inputs[0])
     target = self.const(node.inputs[1], "the shape") if node.op == "Reshape" else None
-    if isinstance(v, Pending):
+    if isinstance(v, Pending) and not _is_nhwc(v):
         ys = reshape_target(v.info["shape"], target, node.attrs.get("allowzero", 0))
         if v.kind == "shuffle_t" and ys == v.src.shape:
             self.set_out(node, self.emit(self.base_of(node), "channel_shuffle", [v.src],
                                          v.src.shape, attrs={"groups": v.info["groups"]}))
             return
         raise Unmapped("a reshape of an intermediate with no .net tensor")
-    x = self.tensor(node.inputs[0])
-    xs = x.shape
+    if _is_nhwc(v):
+        xs = v.info["shape"]
+        if xs[1] * xs[2] != 1 and xs[3] != 1:
+            raise Unmapped(CHANNELS_LAST.format(op=node.op) + " (its elements are in another "
+                           "order than the NCHW tensor's)")
+        x = v.src               # 1x1 positions or one channel: the tensor's order of elements
+    else:
+        x = self.tensor(node.inputs[0])
+        xs = x.shape
     if node.op == "Reshape":
         ys = reshape_target(xs, target, node.attrs.get("allowzero", 0))
     elif node.op == "Flatten":
@@ -1210,6 +1425,9 @@ def h_reshape(self, node):
         fake.opset = self.opset
         args = [c.value] + [self.const(i, "axes") if i else None for i in node.inputs[1:]]
         ys = FOLD[node.op](fake, node, args)[0].shape
+    if _is_nhwc(v) and tuple(ys) == tuple(xs):
+        self.set_out(node, v)
+        return
     _reshape_to(self, node, x, tuple(ys))
 
 
@@ -1235,7 +1453,16 @@ def h_transpose(self, node):
         self.set_out(node, Pending("shuffle_t", v.src, groups=v.info["groups"],
                                    shape=(s[0], s[2], s[1], s[3], s[4])))
         return
+    if _is_nhwc(v):
+        if [NHWC[p] for p in perm] == [0, 1, 2, 3]:     # back to NCHW: the tensor
+            self.set_out(node, v.src)
+            return
+        raise Unmapped(f"a transpose {perm} of a channels-last view (its inverse, [0, 3, 1, 2], "
+                       "is the NCHW tensor; the language has no other transpose)")
     x = self.tensor(node.inputs[0])
+    if perm == NHWC and len(x.shape) == 4:
+        self.set_out(node, _nhwc(x))        # no statement: what reads it is computed on x
+        return
     if not perm:
         perm = list(range(len(x.shape)))[::-1]
     if perm == sorted(perm):
@@ -1276,11 +1503,56 @@ def h_reduce_mean(self, node):
 
 
 def h_identity(self, node):
-    self.set_out(node, self.x(node))
+    self.set_out(node, self.value(node))
+
+
+def h_layernorm(self, node):
+    """LayerNormalization (axis: it normalises axes axis.. of X), or the fused _LayerNorm of
+    lower opsets (over its axes): the language's layernorm when the normalised axes are the
+    channels (dim 1 of [N, C] or [N, C, H, W], the last axis of a channels-last view) and axes of
+    size 1."""
+    self.only_first_output(node)
+    x, shape, ch, wrap = self.view(node)
+    r = len(shape)
+    if node.op == "LayerNormalization":
+        a = int(node.attrs.get("axis", -1))
+        if not -r <= a < r:
+            raise Unmapped(f"axis {a} of a rank-{r} input")
+        axes = list(range(a % r, r))
+        eps = float(node.attrs.get("epsilon", 1e-5))
+        w = self.const(node.inputs[1], "the scale")
+        b = self.const(node.inputs[2], "the bias") if len(node.inputs) > 2 else None
+    else:
+        axes = sorted({int(e) % r for e in node.attrs["axes"]})
+        eps = node.attrs["epsilon"]
+        w = self.const(node.inputs[1], "the weight")
+        b = self.const(node.inputs[2], "the bias")
+    affine = node.op == "LayerNormalization" or w is not None or b is not None
+    view = "channels-last view " if ch == 3 else ""
+    if ch not in axes or 0 in axes or any(shape[i] != 1 for i in axes if i != ch):
+        raise Unmapped(f"a layer norm over axes {axes} of the {view}{list(shape)} (the "
+                       "language's layernorm normalises the channels at every other position)")
+    if len(x.shape) not in (2, 4):
+        raise Unmapped(f"a rank-{len(x.shape)} input (the language's layernorm takes [N, C] or "
+                       "[N, C, H, W])")
+    if not (math.isfinite(eps) and eps >= 0):
+        raise Unmapped(f"epsilon {eps}")
+    params = {}
+    if affine:
+        for pname, c, fill in (("weight", w, 1.0), ("bias", b, 0.0)):
+            vec = (np.full(shape[ch], fill) if c is None else _channel_vector(c, shape, ch))
+            if vec is None:
+                raise Unmapped(f"a {pname} of shape {list(c.shape)} for the {view}{list(shape)} "
+                               "(layernorm's weight and bias are per channel)")
+            params[pname] = vec
+    y = self.emit(self.base_of(node), "layernorm", [x], x.shape,
+                  attrs={"eps": f32(eps), "affine": affine})
+    self.weights(y, params)
+    self.set_out(node, wrap(y))
 
 
 def h_dropout(self, node):
-    x = self.x(node)
+    x, _, _, wrap = self.view(node)
     if self.opset >= 12:
         if len(node.inputs) > 2 and node.inputs[2]:
             if bool(self.const(node.inputs[2], "training_mode")):
@@ -1291,8 +1563,8 @@ def h_dropout(self, node):
         ratio = float(node.attrs.get("ratio", 0.5))
     if len(node.outputs) > 1 and node.outputs[1]:
         raise Unmapped("the mask output is used")
-    self.set_out(node, self.emit(self.base_of(node), "dropout", [x], x.shape,
-                                 attrs={"p": ratio}))
+    self.set_out(node, wrap(self.emit(self.base_of(node), "dropout", [x], x.shape,
+                                      attrs={"p": ratio})))
 
 
 def _act(op, attrs_of=None):
@@ -1341,6 +1613,8 @@ HANDLERS = {
     "Softmax": h_softmax,
     "_Softmax": h_softmax,
     "ReduceMean": h_reduce_mean,
+    "LayerNormalization": h_layernorm,
+    "_LayerNorm": h_layernorm,
     "Identity": h_identity,
     "Dropout": h_dropout,
 }
