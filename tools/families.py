@@ -13,10 +13,13 @@ transformers) has `refuses`: what each converter's refusal must say.
 
 Weights are random but not trivial (tools/make_model_fixtures.randomise: random BN affine, BN
 running statistics measured on random inputs and perturbed), the input is N(0, 1), seeded per
-family. The error is max|d| / max|ref| against PyTorch's eval output, for every output.
+family. The error is max|d| / max|ref| against PyTorch's eval output, for every output (--bench:
+against float64).
 
 --bench, on the full models: torch2net.py on the module and onnx2net.py on its
-torch.onnx.export (opset 13), each compiled by netc -O2 and run by netrun, against PyTorch; then
+torch.onnx.export (opset 13), each compiled by netc -O2 and run by netrun, against the module
+run in float64 (PyTorch's own float32 error beside it: a family passes within 1e-4, or within
+twice PyTorch's error where deep random weights amplify float32 rounding past that); then
 the latency at 1 thread of the torch2net .so (netrun --bench) against the same module frozen
 (tools/bench.py's torch_frozen: torch.jit.freeze of the trace, then optimize_for_inference),
 the two alternating for --rounds rounds (tools/bench.py's round_orders and blocks; the VM's
@@ -324,12 +327,16 @@ def bench_family(args, fam, netc, netrun, work):
     """One row: errors of both converters at -O2, then the alternating latency blocks."""
     torch.set_num_threads(os.cpu_count() or 1)   # building and converting; the blocks set 1
     module, x, refs = build(fam, full=True)
-    row = {"family": fam.family, "model": fam.full, "px": fam.full_px, "errs": {}, "why": {}}
+    # the exact result, for what float32 can reach: deep models on random weights amplify
+    # rounding (EfficientNetV2-S at 384²: PyTorch's own float32 output is 7e-3 off it)
+    exact = reference64(module, x)
+    row = {"family": fam.family, "model": fam.full, "px": fam.full_px, "errs": {}, "why": {},
+           "torch_err": max(rel_err(r, e) for r, e in zip(refs, exact))}
     so = None
     for conv in CONVERTERS:
         tag = f"{fam.full}.{conv}"
         try:
-            errs, net, weights, x_npy, _ = check(netc, module, x, refs, conv, work, tag,
+            errs, net, weights, x_npy, _ = check(netc, module, x, exact, conv, work, tag,
                                                  ways=("-O2",))
             row["errs"][conv] = errs["-O2"]
             if so is None:
@@ -371,6 +378,16 @@ def bench_family(args, fam, netc, netrun, work):
     return row
 
 
+def reference64(module, x):
+    """The module's outputs computed in float64 (on a copy), as numpy arrays."""
+    import copy
+    m = copy.deepcopy(module).double()
+    with torch.no_grad():
+        ys = m(x.double())
+    ys = ys["out"] if isinstance(ys, dict) else ys
+    return [y.numpy() for y in (ys if isinstance(ys, (tuple, list)) else [ys])]
+
+
 def bench_main(args):
     netc = os.path.join(args.build, "netc")
     netrun = os.path.join(args.build, "netrun")
@@ -388,8 +405,8 @@ def bench_main(args):
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print()
-    print("| family | model | input | verified | rel.err torch2net / onnx2net | netc -O2 ms "
-          "| PyTorch ms | netc / PyTorch |")
+    print("| family | model | input | verified | rel.err torch2net / onnx2net / PyTorch "
+          "| netc -O2 ms | PyTorch ms | netc / PyTorch |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         if "ms" not in r:
@@ -397,8 +414,8 @@ def bench_main(args):
             print(f"| {r['family']} | `{r['model']}` | {r['px']}² | refused ({why}) | | | | |")
             continue
         ver = ", ".join(c for c in CONVERTERS if c in r["errs"]) or "none"
-        err = " / ".join(f"{r['errs'][c]:.1e}" if c in r["errs"] else "refused"
-                         for c in CONVERTERS)
+        err = " / ".join([f"{r['errs'][c]:.1e}" if c in r["errs"] else "refused"
+                          for c in CONVERTERS] + [f"{r['torch_err']:.1e}"])
         ms = r["ms"]
         print(f"| {r['family']} | `{r['model']}` | {r['px']}² | {ver} | {err} | "
               f"{ms['netc']:.1f} | {ms['PyTorch']:.1f} | {ms['netc'] / ms['PyTorch']:.2f} |")
@@ -406,9 +423,12 @@ def bench_main(args):
     print(f"\n1 thread; medians of {args.rounds} alternating rounds; total "
           f"{time.perf_counter() - started:.0f} s; other processes used {others:.0f}% of the "
           "CPUs meanwhile" + (" (timings are noisier than usual)" if others > 10 else ""))
-    bad = [r["family"] for r in rows if any(e > TOL for e in r["errs"].values())]
+    print("rel.err: max|d| / max|ref| of netc -O2 (each converter's .net) and of PyTorch's "
+          "float32 eval, against the module run in float64")
+    bad = [r["family"] for r in rows
+           if any(e > max(TOL, 2 * r["torch_err"]) for e in r["errs"].values())]
     if bad:
-        print(f"error above {TOL:g}: {', '.join(bad)}")
+        print(f"error above {TOL:g} and above twice PyTorch's own: {', '.join(bad)}")
         return 1
     return 0
 
