@@ -236,9 +236,10 @@ def renamed_state_dict(module, rename):
 
 
 # ---- random but non-trivial weights -----------------------------------------------------------
-def randomise(module, calib_inputs, gen):
-    """Random BN and LayerNorm affines, layer scales, PReLU slopes; BN running statistics measured on `calib_inputs`
-    (cumulative average, train mode), then perturbed so that BN does not normalise exactly."""
+def randomise(module, calib_inputs, gen, perturb=True):
+    """Random BN and LayerNorm affines, layer scales, PReLU slopes; BN running statistics
+    measured on `calib_inputs` (cumulative average, train mode), then (perturb) perturbed so that
+    BN does not normalise exactly."""
     bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     with torch.no_grad():
         for m in module.modules():
@@ -261,7 +262,7 @@ def randomise(module, calib_inputs, gen):
         if bns:
             module.train()
             module(*calib_inputs)
-            for bn in bns:
+            for bn in bns if perturb else ():
                 std = bn.running_var.sqrt()
                 bn.running_mean.add_(torch.randn(bn.num_features, generator=gen) * 0.1 * std)
                 bn.running_var.mul_(0.7 + 0.6 * torch.rand(bn.num_features, generator=gen))
