@@ -180,6 +180,10 @@ void cg_vstore_masked(Cg *cg, LLVMValueRef v, LLVMValueRef ptr, LLVMValueRef mas
 /* Prefetch the line at p for reading: no fault, no effect on values, for any address. locality
  * 3: into L1 (prefetcht0), 2: into L2 (prefetcht1). */
 void cg_prefetch(Cg *cg, LLVMValueRef p, int locality);
+/* A 64-byte aligned buffer of `floats` floats in the current function's entry block (allocated
+ * once per call, not per loop iteration); the function probes its stack, so a stack too small
+ * faults at its guard page instead of running past it. */
+LLVMValueRef cg_entry_alloca(Cg *cg, int64_t floats, const char *name);
 LLVMValueRef cg_fma(Cg *cg, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c); /* a*b+c, any float type */
 /* max / min keeping a NaN of `a` and dropping one of `b` (PyTorch's clamp(a, b) semantics with
  * the bound in b; one maxps/minps on x86): relu(NaN) = NaN, a max reduction skips NaNs. */

@@ -227,6 +227,19 @@ LLVMValueRef cg_math(Cg *cg, const char *fn, LLVMValueRef x) {
     return LLVMBuildCall2(cg->b, ft, f, &x, 1, "");
 }
 
+LLVMValueRef cg_entry_alloca(Cg *cg, int64_t floats, const char *name) {
+    LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(cg->fn);
+    LLVMBuilderRef b = LLVMCreateBuilderInContext(cg->ctx);
+    LLVMValueRef first = LLVMGetFirstInstruction(entry);
+    if (first) LLVMPositionBuilderBefore(b, first);
+    else LLVMPositionBuilderAtEnd(b, entry);
+    LLVMValueRef a = LLVMBuildAlloca(b, LLVMArrayType2(cg->t_f32, (uint64_t)floats), name);
+    LLVMSetAlignment(a, 64);
+    LLVMDisposeBuilder(b);
+    LLVMAddTargetDependentFunctionAttr(cg->fn, "probe-stack", "inline-asm");
+    return a;
+}
+
 void cg_prefetch(Cg *cg, LLVMValueRef p, int locality) {
     LLVMTypeRef ov = cg->t_ptr;
     unsigned id = LLVMLookupIntrinsicID("llvm.prefetch", 13);

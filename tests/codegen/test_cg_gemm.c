@@ -2,7 +2,9 @@
  * interpreter at -O0 and -O2, each run serially and on 2 threads: channel counts 1, 3, 17 and 100
  * on both sides (a tail block with a masked last vector, fewer channels than a vector), images of 1×1,
  * 2×2, 5×7 and 57×57 pixels (a row's narrower last tile), batch 2, stride 2 (rows of strided
- * pixels), reductions long enough to run in several chunks with partial sums in the output,
+ * pixels), reductions long enough to run in several chunks with partial sums in the output
+ * (work items of several M blocks and groups of output blocks, a tail block in the last group;
+ * an input large enough to be packed chunk by chunk),
  * fused epilogues (bias, folded batchnorm, activations, per-channel prelu, residual adds), and
  * outputs written into a concat's slices along channels (a channel offset and a pixel stride of
  * the whole concat) and along width (rows that are not evenly spaced). Every case checks that
@@ -112,6 +114,18 @@ Test(cg_gemm, reduction_in_chunks) {
                "fold-bn,fuse-act", 1, "700 channels in chunks, batchnorm, relu and a residual add fused", false);
     check_opts("input x: [1, 2048, 7, 7]\ny = conv2d(x, 512, kernel=1, bias=false)\noutput y\n", NULL, 1,
                "2048->512 at 7x7", true);
+    /* items of several M blocks × groups of several output blocks (the last group with the tail
+       block), chunk by chunk over the group's blocks: the partial sums of one block must not
+       land in another's, nor the tail's masked lanes in a neighbour */
+    check_opts("input x: [1, 1100, 17, 19]\ny = conv2d(x, 600, kernel=1)\noutput y\n", NULL, 1,
+               "1100->600 at 17x19", true);
+    check_opts("input x: [1, 300, 13, 13]\ny = conv2d(x, 2100, kernel=1)\noutput y\n", NULL, 1,
+               "300->2100 at 13x13", true);
+    check_opts("input x: [1, 2048, 20, 20]\ny = conv2d(x, 320, kernel=1)\noutput y\n", NULL, 1,
+               "2048->320 at 20x20", true);
+    /* 17 MB of input: each chunk's inputs are packed (a row per pixel, the last chunk shorter) */
+    check_opts("input x: [1, 2050, 45, 47]\ny = conv2d(x, 300, kernel=1)\noutput y\n", NULL, 1,
+               "2050->300 at 45x47, packed", true);
 }
 
 Test(cg_gemm, fused_epilogues) {
