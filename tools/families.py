@@ -194,8 +194,8 @@ FAMILIES = [
     Family("ConvNeXt", convnext, 64, "convnext_tiny", 224),
     Family("ViT", vit, 32, "vit_b_16", 224,
            refuses=("module LayerNorm", "Transpose")),
-    Family("Swin Transformer", swin, 32, "swin_t", 224,
-           refuses=("module LayerNorm", "Transpose")),
+    Family("Swin Transformer", swin, 32, "swin_t", 224,          # windows: a pad of NHWC
+           refuses=("module LayerNorm", "Pad of a channels-last view")),
     Family("MaxViT", maxvit, 64, "maxvit_t", 224,
            refuses=("module LayerNorm", "Transpose")),
 ]

@@ -707,6 +707,8 @@ FOLD = {
     "Cast": _fold_cast,
     "Shape": _fold_shape_of_const,
     "Add": _np2(np.add), "Sub": _np2(np.subtract), "Mul": _np2(np.multiply), "Div": _fold_div,
+    "Mod": lambda s, n, v: [(np.fmod if n.attrs.get("fmod", 0) else np.mod)(v[0], v[1])],
+    "Pow": lambda s, n, v: [np.power(v[0], v[1]).astype(v[0].dtype)],
     "Floor": lambda s, n, v: [np.floor(v[0])],
     "Ceil": lambda s, n, v: [np.ceil(v[0])],
     "Sqrt": lambda s, n, v: [np.sqrt(v[0])],

@@ -38,7 +38,10 @@ typedef struct Wino {
     const Node *n;
     ConvGeom g;
     CgView in, out;
-    int64_t TH, TW, ntiles; /* tile rows and columns per image; tiles of all images */
+    int64_t TH, TW, ntiles; /* tile rows and columns per image (dilation 1); tiles of all images */
+    int64_t dh, dw;         /* dilation: a tile is one of the phases' sub-grids (dh·dw of them) */
+    int64_t tpi;            /* tiles per image */
+    LLVMValueRef tab;       /* dilated: per tile of an image, its first output (row, column) */
     int nt;                 /* tiles per register tile */
     int64_t nb, nsub;       /* tiles per item: nsub register tiles of nt */
     int64_t nblk;           /* tile blocks */
@@ -143,12 +146,21 @@ static void transform_tile(Cg *cg, const Wino *w, LLVMValueRef t, LLVMValueRef *
     }
 }
 
-/* Tile T's image, tile row and tile column. */
-static void tile_coords(Cg *cg, const Wino *w, LLVMValueRef T, LLVMValueRef *img, LLVMValueRef *ty, LLVMValueRef *tx) {
-    LLVMValueRef r = cg_remc(cg, T, w->TH * w->TW);
-    *img = cg_divc(cg, T, w->TH * w->TW);
-    *ty = cg_divc(cg, r, w->TW);
-    *tx = cg_remc(cg, r, w->TW);
+/* Tile T's image and first output pixel (oy0, ox0); its outputs are rows oy0 + i·dh and columns
+ * ox0 + j·dw, its inputs rows oy0 - ph + r·dh and columns ox0 - pw + c·dw. With dilation 1 the
+ * tiles run row by row over the image; a dilated conv is dh·dw independent stride-1 convs on the
+ * phases' sub-grids (output rows py, py + dh, ...), each tiled, the tiles listed in w->tab. */
+static void tile_coords(Cg *cg, const Wino *w, LLVMValueRef T, LLVMValueRef *img, LLVMValueRef *oy0, LLVMValueRef *ox0) {
+    LLVMValueRef r = cg_remc(cg, T, w->tpi);
+    *img = cg_divc(cg, T, w->tpi);
+    if (!w->tab) {
+        *oy0 = cg_mulc(cg, cg_divc(cg, r, w->TW), WINO_M);
+        *ox0 = cg_mulc(cg, cg_remc(cg, r, w->TW), WINO_M);
+        return;
+    }
+    LLVMValueRef e = cg_gep(cg, w->tab, cg_mulc(cg, r, 2));
+    *oy0 = LLVMBuildFPToSI(cg->b, LLVMBuildLoad2(cg->b, cg->t_f32, e, ""), cg->t_i64, "oy0");
+    *ox0 = LLVMBuildFPToSI(cg->b, LLVMBuildLoad2(cg->b, cg->t_f32, cg_gep(cg, e, cg_i64(cg, 1)), ""), cg->t_i64, "ox0");
 }
 
 static void input_transform(Cg *cg, Wino *w) {
@@ -158,17 +170,18 @@ static void input_transform(Cg *cg, Wino *w) {
     cg_loop_begin(cg, &lt, cg_i64(cg, 0), cg_i64(cg, w->nb), 1, "itile");
     /* a block past the last tile repeats it: finite values, never stored */
     LLVMValueRef T = cg_min(cg, cg_add(cg, w->t0, lt.iv), cg_i64(cg, w->ntiles - 1));
-    LLVMValueRef img, ty, tx;
-    tile_coords(cg, w, T, &img, &ty, &tx);
-    LLVMValueRef iy0 = cg_addc(cg, cg_mulc(cg, ty, WINO_M), -g->ph), ix0 = cg_addc(cg, cg_mulc(cg, tx, WINO_M), -g->pw);
+    LLVMValueRef img, oy0, ox0;
+    tile_coords(cg, w, T, &img, &oy0, &ox0);
+    LLVMValueRef iy0 = cg_addc(cg, oy0, -g->ph), ix0 = cg_addc(cg, ox0, -g->pw);
+    int64_t dh = w->dh, dw = w->dw;
     LLVMValueRef base = cg_gep(cg, w->in_base, cg_mulc(cg, img, in->stride[0]));
-    /* interior: rows iy0 .. iy0 + 5 and columns ix0 .. ix0 + 5 inside the image */
+    /* interior: rows iy0 .. iy0 + 5·dh and columns ix0 .. ix0 + 5·dw inside the image */
     LLVMValueRef inside = LLVMBuildAnd(
         cg->b,
         LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, iy0, cg_i64(cg, 0), ""),
-                     LLVMBuildICmp(cg->b, LLVMIntSLE, iy0, cg_i64(cg, g->H - 6), ""), ""),
+                     LLVMBuildICmp(cg->b, LLVMIntSLE, iy0, cg_i64(cg, g->H - 1 - 5 * dh), ""), ""),
         LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, ix0, cg_i64(cg, 0), ""),
-                     LLVMBuildICmp(cg->b, LLVMIntSLE, ix0, cg_i64(cg, g->W - 6), ""), ""),
+                     LLVMBuildICmp(cg->b, LLVMIntSLE, ix0, cg_i64(cg, g->W - 1 - 5 * dw), ""), ""),
         "inside");
     LLVMBasicBlockRef bb_in = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "interior");
     LLVMBasicBlockRef bb_border = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "border");
@@ -179,7 +192,7 @@ static void input_transform(Cg *cg, Wino *w) {
     LLVMPositionBuilderAtEnd(cg->b, bb_in);
     LLVMValueRef tp = cg_gep(cg, base, cg_add(cg, cg_mulc(cg, iy0, in->stride[2]), cg_mulc(cg, ix0, in->stride[3])));
     for (int r = 0; r < 6; r++)
-        for (int c = 0; c < 6; c++) ptr[r * 6 + c] = cg_gep(cg, tp, cg_i64(cg, r * in->stride[2] + c * in->stride[3]));
+        for (int c = 0; c < 6; c++) ptr[r * 6 + c] = cg_gep(cg, tp, cg_i64(cg, r * dh * in->stride[2] + c * dw * in->stride[3]));
     transform_tile(cg, w, lt.iv, ptr, NULL);
     LLVMBuildBr(cg->b, bb_done);
 
@@ -187,10 +200,10 @@ static void input_transform(Cg *cg, Wino *w) {
     LLVMPositionBuilderAtEnd(cg->b, bb_border);
     LLVMValueRef roff[6], rok[6], coff[6], cok[6];
     for (int r = 0; r < 6; r++) {
-        LLVMValueRef iy = cg_addc(cg, iy0, r);
+        LLVMValueRef iy = cg_addc(cg, iy0, r * dh);
         rok[r] = LLVMBuildICmp(cg->b, LLVMIntULT, iy, cg_i64(cg, g->H), "");
         roff[r] = cg_mulc(cg, LLVMBuildSelect(cg->b, rok[r], iy, cg_i64(cg, 0), ""), in->stride[2]);
-        LLVMValueRef ix = cg_addc(cg, ix0, r);
+        LLVMValueRef ix = cg_addc(cg, ix0, r * dw);
         cok[r] = LLVMBuildICmp(cg->b, LLVMIntULT, ix, cg_i64(cg, g->W), "");
         coff[r] = cg_mulc(cg, LLVMBuildSelect(cg->b, cok[r], ix, cg_i64(cg, 0), ""), in->stride[3]);
     }
@@ -291,9 +304,8 @@ static void out_block(Cg *cg, Wino *w, int v, LLVMValueRef ob) {
     CgIf real;
     bool partial_blk = w->ntiles % nb != 0;
     if (partial_blk) cg_if_begin(cg, &real, LLVMBuildICmp(cg->b, LLVMIntSLT, T, cg_i64(cg, w->ntiles), ""), "tile");
-    LLVMValueRef img, ty, tx;
-    tile_coords(cg, w, T, &img, &ty, &tx);
-    LLVMValueRef oy0 = cg_mulc(cg, ty, WINO_M), ox0 = cg_mulc(cg, tx, WINO_M);
+    LLVMValueRef img, oy0, ox0;
+    tile_coords(cg, w, T, &img, &oy0, &ox0);
     for (int k = 0; k < K; k++) {
         LLVMValueRef m[36], y[16], z[24], col[6], out[4];
         LLVMValueRef mt = cg_gep(cg, w->M, cg_add(cg, cg_mulc(cg, lt.iv, kvw), cg_i64(cg, (int64_t)k * vw)));
@@ -309,13 +321,13 @@ static void out_block(Cg *cg, Wino *w, int v, LLVMValueRef ob) {
         LLVMValueRef bias = NULL;
         if (w->bias) bias = cg_vload(cg, cg_gep(cg, w->bias, oc));
         for (int i = 0; i < 4; i++) {
-            LLVMValueRef oy = cg_addc(cg, oy0, i);
+            LLVMValueRef oy = cg_addc(cg, oy0, i * w->dh);
             CgIf ri, ci;
-            bool gi = i >= rem_h; /* this row may fall past the image in the last tile row */
+            bool gi = w->tab || i >= rem_h; /* this row may fall past the image (its sub-grid) */
             if (gi) cg_if_begin(cg, &ri, LLVMBuildICmp(cg->b, LLVMIntSLT, oy, cg_i64(cg, g->OH), ""), "orow");
             for (int j = 0; j < 4; j++) {
-                LLVMValueRef ox = cg_addc(cg, ox0, j);
-                bool gj = j >= rem_w;
+                LLVMValueRef ox = cg_addc(cg, ox0, j * w->dw);
+                bool gj = w->tab || j >= rem_w;
                 if (gj) cg_if_begin(cg, &ci, LLVMBuildICmp(cg->b, LLVMIntSLT, ox, cg_i64(cg, g->OW), ""), "ocol");
                 store_pixel(cg, w, y[i * 4 + j], bias, img, oc, oy, ox, mask);
                 if (gj) cg_if_end(cg, &ci);
@@ -407,7 +419,29 @@ bool cg_winograd_conv2d(Cg *cg, const Node *n) {
     const ConvGeom *g = &w.g;
     NETC_ASSERT(ir_winograd_eligible(cg->g, n) && w.in.stride[1] == 1 && w.out.stride[1] == 1);
     w.TH = ceil_div64(g->OH, WINO_M), w.TW = ceil_div64(g->OW, WINO_M);
-    w.ntiles = g->N * w.TH * w.TW;
+    w.dh = g->dh, w.dw = g->dw;
+    w.tpi = w.TH * w.TW;
+    float *tab = NULL;
+    if (w.dh > 1 || w.dw > 1) { /* the tiles of every phase's sub-grid, phase by phase */
+        int64_t py_n = w.dh < g->OH ? w.dh : g->OH, px_n = w.dw < g->OW ? w.dw : g->OW;
+        w.tpi = 0;
+        for (int64_t py = 0; py < py_n; py++)
+            for (int64_t px = 0; px < px_n; px++)
+                w.tpi += ceil_div64(ceil_div64(g->OH - py, w.dh), WINO_M) * ceil_div64(ceil_div64(g->OW - px, w.dw), WINO_M);
+        tab = xmalloc((size_t)(2 * w.tpi) * sizeof *tab);
+        int64_t t = 0;
+        for (int64_t py = 0; py < py_n; py++)
+            for (int64_t px = 0; px < px_n; px++) {
+                int64_t th = ceil_div64(ceil_div64(g->OH - py, w.dh), WINO_M);
+                int64_t tw = ceil_div64(ceil_div64(g->OW - px, w.dw), WINO_M);
+                for (int64_t ty = 0; ty < th; ty++)
+                    for (int64_t tx = 0; tx < tw; tx++, t++) {
+                        tab[2 * t] = (float)(py + w.dh * ty * WINO_M);
+                        tab[2 * t + 1] = (float)(px + w.dw * tx * WINO_M);
+                    }
+            }
+    }
+    w.ntiles = g->N * w.tpi;
     w.ncv = ceil_div64(g->C, vw), w.cpad = w.ncv * vw;
     int64_t ncvo = ceil_div64(g->O, vw);
     int ntmax = 1;
@@ -445,6 +479,11 @@ bool cg_winograd_conv2d(Cg *cg, const Node *n) {
         snprintf(name, sizeof name, "w.%s.bias", n->name);
         w.bias = cg_weights(cg, p, g->O + vw, name);
         free(p);
+    }
+    if (tab) {
+        snprintf(name, sizeof name, "w.%s.winograd_tiles", n->name);
+        w.tab = cg_weights(cg, tab, 2 * w.tpi, name);
+        free(tab);
     }
     cg_parallel(cg, "conv2d_winograd", w.nob * w.nblk, wino_body, &w);
     return true;

@@ -357,11 +357,10 @@ bool ir_winograd_eligible(const Graph *g, const Node *n) {
     if (n->op != OP_CONV2D || n->nin < 1 || ir_attr_int(n, "groups") != 1) return false;
     const Tensor *x = ir_tensor(g, n->in[0]), *y = ir_tensor(g, n->out);
     if (x->rank != 4 || y->rank != 4) return false;
-    int64_t k[2], s[2], dl[2];
+    int64_t k[2], s[2];
     ir_attr_pair(n, "kernel", k);
     ir_attr_pair(n, "stride", s);
-    ir_attr_pair(n, "dilation", dl);
-    return k[0] == 3 && k[1] == 3 && s[0] == 1 && s[1] == 1 && dl[0] == 1 && dl[1] == 1;
+    return k[0] == 3 && k[1] == 3 && s[0] == 1 && s[1] == 1; /* any dilation: per phase sub-grid */
 }
 
 static bool conv_is(const Node *n, int64_t kernel, int64_t stride, int64_t pad) {
@@ -556,7 +555,7 @@ bool ir_verify(Graph *g, Diags *d, bool need_data) {
         if (n->algo == CONV_ALGO_WINOGRAD43) {
             if (n->nin >= 1 && n->in[0] >= 0 && n->in[0] < nt && !ir_winograd_eligible(g, n))
                 ir_node_error(d, n, "verifier: %s '%s' is marked for Winograd F(4,3) (algo %d) but is no 3x3, stride-1, "
-                              "dilation-1, ungrouped conv2d", o->name, n->name, n->algo);
+                              "ungrouped conv2d", o->name, n->name, n->algo);
         } else if (n->algo == CONV_ALGO_DW_ROWS && n->nin >= 1 && n->in[0] >= 0 && n->in[0] < nt) {
             const Node *dw = ir_dw_rows_producer(g, n);
             if (!dw || dw->algo != CONV_ALGO_DW_IN_CONSUMER)

@@ -4,9 +4,12 @@
  * Requires: a verified graph with bound weights, after fold-bn and split3x3 (the check measures
  * the weights that will run; fold-bn after this pass rescales output channels, which leaves each
  * channel's own relative error as it was, though the measure over all channels may move).
- * Eligible: conv2d, 3×3, stride 1, dilation 1, groups 1, any padding (ir_winograd_eligible).
+ * Eligible: conv2d, 3×3, stride 1, groups 1, any padding and dilation (ir_winograd_eligible): a
+ *   conv of dilation d is d·d stride-1 convs on the phases' sub-grids (outputs p, p + d, ...
+ *   reading inputs p - pad + d·k), which the kernel tiles separately, so the error check below
+ *   holds for it as it is.
  * Per eligible layer:
- *   Cost: only where it should pay: input channels C ≥ 16, output channels O ≥ 16, an output of
+ *   Cost: only where it should pay: input channels 16 ≤ C ≤ 128, output channels O ≥ 16, an output of
  *     at least 8×8 and at least 32 output tiles (N·⌈OH/4⌉·⌈OW/4⌉). F(4,3) takes 36 multiplies per
  *     4×4 tile and channel pair instead of 144, but each tile costs an input and an output
  *     transform per channel (few channels: the transforms dominate), partial tiles at the borders
@@ -15,7 +18,14 @@
  *     at 1 thread (AVX-512), each layer alone: 56×56 (196 tiles, 64 channels) 2.8× faster than
  *     direct, 28×28 (49 tiles, 128) 2×, 14×14 (16 tiles, 256) 1.4×; inside ResNet-18, where the
  *     transformed weights come from memory (9.4 MB per 14×14 layer), the 14×14 layers were slower
- *     than direct and the others stayed well ahead.
+ *     than direct and the others stayed well ahead. Above 128 input channels an output block's
+ *     transformed weights (36·C floats per output channel, 2.4 MB for a block of 64 at C = 256)
+ *     no longer stay in L2 across the items of the block, each item transforms only a few tiles
+ *     (its buffers hold 36 transformed values per tile and channel), and the weights stream from
+ *     memory per item: slower than direct wherever measured, e.g. the ASPP head's rate-4 branch
+ *     (256 channels, 33², 81 tiles of the phases' sub-grids) 6.3 ms against 5.8 direct, FCN's
+ *     head (2048 channels, 65²) 1631 ms against 581. A schedule that transforms the whole input
+ *     first (ncnn's) would serve those; this kernel does not have one yet.
  *   Error: on a seeded random input patch of 2×2 tiles (10×10 inputs, all inside the image, so no
  *     tap reads padding) at the layer's full input-channel depth, with its real weights, F(4,3)
  *     computed in float in the kernel's order (winograd.h: weights transformed in double and
@@ -35,7 +45,16 @@
 #include "passes.h"
 #include "winograd.h"
 
-enum { MIN_CHANNELS = 16, MIN_OUT = 8, MIN_TILES = 32, PATCH_TILES = 2, CHECK_MACS = 4000000 };
+enum {
+    MIN_CHANNELS = 16,
+    WIDE_CHANNELS = 128,  /* above: MIN_WIDE_TILES */
+    MAX_IN_CHANNELS = 256,
+    MIN_OUT = 8,
+    MIN_TILES = 32,
+    MIN_WIDE_TILES = 128,
+    PATCH_TILES = 2,
+    CHECK_MACS = 4000000
+};
 
 static uint64_t rng_next(uint64_t *s) {
     uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
@@ -116,13 +135,35 @@ static double winograd_error(const float *W, int64_t O, int64_t C, uint64_t seed
     return !finite ? NAN : max_d == 0 ? 0 : max_d / max_r;
 }
 
-/* Why a layer would not pay, or NULL when it should. */
+/* Tiles of one output dimension of `len` pixels at dilation d: the phases' sub-grids (pixels
+ * p, p + d, ...) are tiled separately. */
+static int64_t dim_tiles(int64_t len, int64_t d) {
+    int64_t t = 0;
+    for (int64_t p = 0; p < d && p < len; p++) t += ((len - p + d - 1) / d + 3) / 4;
+    return t;
+}
+
+/* Why a layer would not pay, or NULL when it should. A dilated conv is d·d stride-1 convs on
+ * sub-grids of about (OH/d)×(OW/d): the size rules apply to a sub-grid. */
 static const char *no_gain(const Graph *g, const Node *n, char *buf, size_t cap) {
     const Tensor *x = ir_tensor(g, n->in[0]), *y = ir_tensor(g, n->out);
-    int64_t tiles = y->shape[0] * ((y->shape[2] + 3) / 4) * ((y->shape[3] + 3) / 4);
+    int64_t dl[2];
+    ir_attr_pair(n, "dilation", dl);
+    int64_t sh = (y->shape[2] + dl[0] - 1) / dl[0], sw = (y->shape[3] + dl[1] - 1) / dl[1];
+    int64_t tiles = y->shape[0] * dim_tiles(y->shape[2], dl[0]) * dim_tiles(y->shape[3], dl[1]);
     if (x->shape[1] < MIN_CHANNELS || y->shape[1] < MIN_CHANNELS)
         snprintf(buf, cap, "%lld -> %lld channels (fewer than %d: the transforms would dominate)", (long long)x->shape[1],
                  (long long)y->shape[1], MIN_CHANNELS);
+    else if (x->shape[1] > MAX_IN_CHANNELS)
+        snprintf(buf, cap, "%lld input channels (more than %d: the transformed weights stream from memory for a "
+                 "few tiles at a time)", (long long)x->shape[1], MAX_IN_CHANNELS);
+    else if (x->shape[1] > WIDE_CHANNELS && tiles < MIN_WIDE_TILES)
+        snprintf(buf, cap, "%lld input channels and %lld tiles of 4x4 (more than %d channels need %d tiles: the "
+                 "transformed weights stream from memory for a few tiles at a time)", (long long)x->shape[1],
+                 (long long)tiles, WIDE_CHANNELS, MIN_WIDE_TILES);
+    else if ((dl[0] > 1 || dl[1] > 1) && (sh < MIN_OUT || sw < MIN_OUT))
+        snprintf(buf, cap, "dilation %lldx%lld: sub-grids of %lldx%lld outputs (smaller than %dx%d: partial tiles)",
+                 (long long)dl[0], (long long)dl[1], (long long)sh, (long long)sw, MIN_OUT, MIN_OUT);
     else if (y->shape[2] < MIN_OUT || y->shape[3] < MIN_OUT)
         snprintf(buf, cap, "output %lldx%lld (smaller than %dx%d: partial tiles)", (long long)y->shape[2],
                  (long long)y->shape[3], MIN_OUT, MIN_OUT);
@@ -145,7 +186,7 @@ bool pass_winograd(Graph *g, PassCtx *c) {
     for (int i = 0; i < g->nodes.len; i++) {
         Node *n = ir_node(g, i);
         if (n->dead || n->op != OP_CONV2D) continue;
-        int64_t k[2], s[2], dl[2];
+        int64_t k[2], s[2];
         ir_attr_pair(n, "kernel", k);
         if (k[0] != 3 || k[1] != 3) continue;
         seen++;
@@ -154,16 +195,13 @@ bool pass_winograd(Graph *g, PassCtx *c) {
             continue;
         }
         if (n->algo != CONV_ALGO_DIRECT) continue; /* fuse-dw computes it inside its reader */
-        char why[160];
+        char why[256];
         if (!ir_winograd_eligible(g, n)) {
             ir_attr_pair(n, "stride", s);
-            ir_attr_pair(n, "dilation", dl);
             if (ir_attr_int(n, "groups") != 1)
                 pass_stat(c, "%s declined: grouped (groups=%lld)", n->name, (long long)ir_attr_int(n, "groups"));
-            else if (s[0] != 1 || s[1] != 1)
-                pass_stat(c, "%s declined: stride %lldx%lld", n->name, (long long)s[0], (long long)s[1]);
             else
-                pass_stat(c, "%s declined: dilation %lldx%lld", n->name, (long long)dl[0], (long long)dl[1]);
+                pass_stat(c, "%s declined: stride %lldx%lld", n->name, (long long)s[0], (long long)s[1]);
             continue;
         }
         if (no_gain(g, n, why, sizeof why)) {

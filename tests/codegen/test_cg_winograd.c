@@ -2,7 +2,8 @@
  * and -O2, serial and on 2 threads: output sizes that are not multiples of 4 (partial tiles at the
  * right and bottom), images smaller than a tile, batch 2, channel counts that are not multiples of
  * the vector width (input and output tails), padding 0, 1, 2 and asymmetric, with and without
- * bias, fused relu and residual adds in the store step, outputs written into a concat's slice, and
+ * bias, dilations 2 to 6 (the phases' sub-grids), fused relu and residual adds in the store step,
+ * outputs written into a concat's slice, and
  * layers whose tiles fill several register tiles and several output blocks. Every case checks the
  * layer really ran as Winograd; the pass's own cost model and its declines are tested in
  * tests/passes/test_winograd.c. Runs again per x86-64 level (tests/isa.sh). */
@@ -25,7 +26,7 @@ static void run_list(Graph *g, const char *list) {
     diags_free(&d);
 }
 
-/* Mark every eligible conv (3×3, stride 1, dilation 1, ungrouped) Winograd, whatever the pass's
+/* Mark every eligible conv (3×3, stride 1, ungrouped, any dilation) Winograd, whatever the pass's
  * cost model says: the kernel must be right on shapes the pass would decline too. */
 static int force_winograd(Graph *g) {
     int k = 0;
@@ -78,6 +79,20 @@ Test(cg_winograd, partial_tiles_and_small_images) {
     conv("[1, 12, 10, 7]", "20, kernel=3, pad=[0, 1], bias=false");
     conv("[2, 17, 9, 10]", "33, kernel=3, pad=1");    /* batch 2: blocks of tiles span images */
     conv("[1, 16, 4, 30]", "16, kernel=3, pad=1");
+}
+
+Test(cg_winograd, dilated_phase_grids) {
+    /* dilation d: d·d phases' sub-grids tiled apart (outputs p, p + d, ... reading inputs
+       p - pad + d·k); sub-grids of different sizes, partial tiles on them, taps beyond the image */
+    conv("[1, 16, 17, 19]", "16, kernel=3, pad=2, dilation=2");
+    conv("[1, 8, 33, 33]", "12, kernel=3, pad=4, dilation=4");  /* ASPP's rate 4 on 33² */
+    conv("[1, 5, 9, 7]", "7, kernel=3, pad=3, dilation=3");
+    conv("[1, 6, 5, 5]", "6, kernel=3, pad=6, dilation=6");     /* more phases than pixels */
+    conv("[1, 8, 14, 14]", "8, kernel=3, dilation=2");          /* no padding: 10×10 */
+    conv("[2, 17, 11, 13]", "20, kernel=3, pad=[2, 3], dilation=[2, 3], bias=false");
+    check_opts("input x: [1, 16, 20, 18]\nc = conv2d(x, 16, kernel=3, pad=2, dilation=2)\ns = add(c, x)\nr = relu(s)\n"
+               "output r\n",
+               "fuse-act", 1, "dilated, residual add and relu fused", false);
 }
 
 Test(cg_winograd, channel_tails_and_blocks) {

@@ -1368,8 +1368,9 @@ static void bound_winograd(const Graph *g, const Node *n, const float *x, float 
                                     {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
     static const double AT[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
     const Tensor *ti = ir_tensor(g, n->in[0]), *to = ir_tensor(g, n->out);
-    int64_t p[2];
+    int64_t p[2], dl[2];
     ir_attr_pair(n, "pad", p);
+    ir_attr_pair(n, "dilation", dl);
     const float *w = ir_weight(g, n, "weight")->data;
     int64_t N = ti->shape[0], C = ti->shape[1], H = ti->shape[2], W = ti->shape[3];
     int64_t O = to->shape[1], OH = to->shape[2], OW = to->shape[3];
@@ -1380,14 +1381,18 @@ static void bound_winograd(const Graph *g, const Node *n, const float *x, float 
         for (int q = 0; q < 36; q++) ua[k * 36 + q] = fabs((double)u[q]);
     }
     double F = sqrt((double)(C < WINO_CHUNK ? C : WINO_CHUNK)) + sqrt((double)((C + WINO_CHUNK - 1) / WINO_CHUNK)) + 12;
+    /* the tiles of each phase's sub-grid (dilation 1: one phase, the image): outputs
+       (oy0 + i·dh, ox0 + j·dw), inputs (oy0 - pad + r·dh, ox0 - pad + q·dw) */
     for (int64_t nn = 0; nn < N; nn++)
-        for (int64_t ty = 0; ty * 4 < OH; ty++)
-            for (int64_t tx = 0; tx * 4 < OW; tx++) {
+        for (int64_t ph = 0; ph < dl[0] && ph < OH; ph++)
+        for (int64_t pw = 0; pw < dl[1] && pw < OW; pw++)
+        for (int64_t oy0 = ph; oy0 < OH; oy0 += 4 * dl[0])
+            for (int64_t ox0 = pw; ox0 < OW; ox0 += 4 * dl[1]) {
                 for (int64_t c = 0; c < C; c++) { /* |Bᵀ| |d| |B| */
                     double d[6][6], t1[6][6];
                     for (int r = 0; r < 6; r++)
                         for (int q = 0; q < 6; q++) {
-                            int64_t iy = ty * 4 - p[0] + r, ix = tx * 4 - p[1] + q;
+                            int64_t iy = oy0 - p[0] + r * dl[0], ix = ox0 - p[1] + q * dl[1];
                             double v = iy >= 0 && iy < H && ix >= 0 && ix < W ? fabs(x[((nn * C + c) * H + iy) * W + ix]) : 0;
                             d[r][q] = isfinite(v) ? v : 0;
                         }
@@ -1407,12 +1412,12 @@ static void bound_winograd(const Graph *g, const Node *n, const float *x, float 
                     double S[36] = {0};
                     for (int64_t c = 0; c < C; c++)
                         for (int q = 0; q < 36; q++) S[q] += ua[(o * C + c) * 36 + q] * da[c * 36 + q];
-                    for (int i = 0; i < 4 && ty * 4 + i < OH; i++)
-                        for (int j = 0; j < 4 && tx * 4 + j < OW; j++) {
+                    for (int64_t i = 0; i < 4 && oy0 + i * dl[0] < OH; i++)
+                        for (int64_t j = 0; j < 4 && ox0 + j * dl[1] < OW; j++) {
                             double e = 0;
                             for (int a = 0; a < 6; a++)
                                 for (int b = 0; b < 6; b++) e += fabs(AT[i][a]) * fabs(AT[j][b]) * S[a * 6 + b];
-                            s[((nn * O + o) * OH + ty * 4 + i) * OW + tx * 4 + j] += (float)(U32 * F * e);
+                            s[((nn * O + o) * OH + oy0 + i * dl[0]) * OW + ox0 + j * dl[1]] += (float)(U32 * F * e);
                         }
                 }
             }
