@@ -200,9 +200,11 @@ typedef struct Dense {
     int64_t np;                    /* parts per row */
     bool merge;                    /* kw and ic form one contiguous run in input and weights */
     int64_t pf_chunk, pf_step;     /* weight prefetch: floats per (tile, kh) step, per j step; 0: off */
+    int64_t KC, nkc;               /* input channels per reduction chunk, chunks (1: no chunking) */
     LLVMValueRef w;
     /* per work item / row, at run time */
     LLVMValueRef in_base, n, oy, kh_lo, kh_hi, wblk, ic0, oc0;
+    LLVMValueRef c_lo, c_hi, first, last; /* this chunk's input channels (NULL: all); first / last chunk (NULL: one) */
     LLVMValueRef pf_base; /* this (tile, kh) step's share of the next block's weights */
     LLVMValueRef pf_next; /* i1: the next block's first item is in this task's chunk */
     const Variant *v;
@@ -225,6 +227,16 @@ static void dense_step(Cg *cg, const Dense *d, LLVMValueRef *acc, int64_t w, uin
     }
 }
 
+/* The mask of vector k of the block's output channels (NULL: all lanes), and its address at
+ * output pixel (oy, ox) of this row. */
+static LLVMValueRef dense_mask(Cg *cg, const Dense *d, int k) {
+    return k == d->v->K - 1 && d->v->last_lanes < cg->vw ? cg_mask(cg, d->v->last_lanes) : NULL;
+}
+
+static LLVMValueRef dense_out(Cg *cg, const Dense *d, LLVMValueRef ox, int k) {
+    return cg_gep(cg, d->o.base, cg_conv_out_off(cg, &d->o, d->n, cg_addc(cg, d->oc0, (int64_t)k * cg->vw), d->oy, ox));
+}
+
 static void dense_tile(Cg *cg, void *ctx, LLVMValueRef x0, const KwGroup *grp, int ng, int64_t w) {
     Dense *d = ctx;
     const ConvGeom *g = &d->g;
@@ -233,6 +245,27 @@ static void dense_tile(Cg *cg, void *ctx, LLVMValueRef x0, const KwGroup *grp, i
     int64_t kstride = (int64_t)K * cg->vw; /* floats per (kw, ic) step of packed weights */
     LLVMValueRef acc[TILE_MAX_VALS];
     for (int i = 0; i < nacc; i++) acc[i] = cg_vf(cg, 0.0);
+    if (d->first) { /* a later chunk: the partial sums the earlier ones left in the output */
+        LLVMBasicBlockRef from = LLVMGetInsertBlock(cg->b);
+        LLVMBasicBlockRef ld = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "partial");
+        LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "sum");
+        LLVMBuildCondBr(cg->b, d->first, go, ld);
+        LLVMPositionBuilderAtEnd(cg->b, ld);
+        LLVMValueRef part[TILE_MAX_VALS];
+        for (int64_t p = 0; p < w; p++)
+            for (int k = 0; k < K; k++) {
+                LLVMValueRef m = dense_mask(cg, d, k), ptr = dense_out(cg, d, cg_addc(cg, x0, p), k);
+                part[p * K + k] = m ? cg_vload_masked(cg, ptr, m) : cg_vload(cg, ptr);
+            }
+        LLVMBasicBlockRef ld_end = LLVMGetInsertBlock(cg->b);
+        LLVMBuildBr(cg->b, go);
+        LLVMPositionBuilderAtEnd(cg->b, go);
+        for (int i = 0; i < nacc; i++) {
+            LLVMValueRef phi = LLVMBuildPhi(cg->b, cg->t_vf, "acc");
+            LLVMAddIncoming(phi, (LLVMValueRef[]){acc[i], part[i]}, (LLVMBasicBlockRef[]){from, ld_end}, 2);
+            acc[i] = phi;
+        }
+    }
 
     TileLoop lh;
     tile_loop_begin(cg, &lh, d->kh_lo, d->kh_hi, 1, acc, nacc, "kh");
@@ -257,7 +290,7 @@ static void dense_tile(Cg *cg, void *ctx, LLVMValueRef x0, const KwGroup *grp, i
     for (int gi = 0; gi < ng; gi++) {
         const KwGroup *kg = &grp[gi];
         if (!kg->mask) continue;
-        if (d->merge) {
+        if (d->merge && d->nkc == 1) {
             /* kw·dw·isW == cpg: the taps' channels are one run of (kb-ka)·cpg floats */
             TileLoop lj;
             tile_loop_begin(cg, &lj, cg_i64(cg, kg->ka * g->cpg), cg_i64(cg, kg->kb * g->cpg), 1, acc, nacc, "j");
@@ -278,7 +311,8 @@ static void dense_tile(Cg *cg, void *ctx, LLVMValueRef x0, const KwGroup *grp, i
         LLVMValueRef inp_kw = cg_gep(cg, rowp, cg_mulc(cg, kw, g->dw * d->isW));
         LLVMValueRef wp_kw = cg_gep(cg, wk, cg_mulc(cg, kw, g->cpg * kstride));
         TileLoop li;
-        tile_loop_begin(cg, &li, cg_i64(cg, 0), cg_i64(cg, g->cpg), 1, acc, nacc, "ic");
+        tile_loop_begin(cg, &li, d->c_lo ? d->c_lo : cg_i64(cg, 0), d->c_hi ? d->c_hi : cg_i64(cg, g->cpg), 1, acc, nacc,
+                        "ic");
         dense_step(cg, d, acc, w, kg->mask, cg_gep(cg, inp_kw, li.iv), cg_gep(cg, wp_kw, cg_mulc(cg, li.iv, kstride)),
                    cg_add(cg, cg_mulc(cg, kw, g->cpg), li.iv));
         tile_loop_end(cg, &li, acc);
@@ -286,13 +320,29 @@ static void dense_tile(Cg *cg, void *ctx, LLVMValueRef x0, const KwGroup *grp, i
     }
     tile_loop_end(cg, &lh, acc);
 
+    CgIf c;
+    if (d->last) { /* not the last chunk: the bare partial sums */
+        LLVMBasicBlockRef raw = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "raw");
+        LLVMBasicBlockRef epi = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "epi");
+        c.merge_bb = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "stored");
+        LLVMBuildCondBr(cg->b, d->last, epi, raw);
+        LLVMPositionBuilderAtEnd(cg->b, raw);
+        for (int64_t p = 0; p < w; p++)
+            for (int k = 0; k < K; k++) {
+                LLVMValueRef m = dense_mask(cg, d, k), ptr = dense_out(cg, d, cg_addc(cg, x0, p), k);
+                if (m) cg_vstore_masked(cg, acc[p * K + k], ptr, m);
+                else cg_vstore(cg, acc[p * K + k], ptr);
+            }
+        LLVMBuildBr(cg->b, c.merge_bb);
+        LLVMPositionBuilderAtEnd(cg->b, epi);
+    }
     for (int64_t p = 0; p < w; p++) {
         LLVMValueRef ox = cg_addc(cg, x0, p);
-        for (int k = 0; k < K; k++) {
-            LLVMValueRef mask = k == K - 1 && d->v->last_lanes < cg->vw ? cg_mask(cg, d->v->last_lanes) : NULL;
-            cg_conv_store(cg, &d->o, acc[p * K + k], d->n, cg_addc(cg, d->oc0, (int64_t)k * cg->vw), d->oy, ox, mask);
-        }
+        for (int k = 0; k < K; k++)
+            cg_conv_store(cg, &d->o, acc[p * K + k], d->n, cg_addc(cg, d->oc0, (int64_t)k * cg->vw), d->oy, ox,
+                          dense_mask(cg, d, k));
     }
+    if (d->last) cg_if_end(cg, &c);
 }
 
 /* One work item: (group, oc block, image, output row, part). */
@@ -314,6 +364,17 @@ static void dense_body(Cg *cg, LLVMValueRef item, void *user) {
     LLVMValueRef wgrp = cg_gep(cg, d->w, cg_mulc(cg, grp, d->wgroup));
     LLVMValueRef ocg = cg_mulc(cg, grp, g->opg);
     int64_t bw = (int64_t)d->var[0].K * cg->vw; /* channels per full block */
+    /* the reduction in chunks of KC input channels, each over the whole row: a chunk's weights
+       stay in L2 across the row's tiles (else every tile streams the block's weights) */
+    CgLoop lc;
+    d->c_lo = cg_i64(cg, 0), d->c_hi = cg_i64(cg, g->cpg), d->first = d->last = NULL;
+    if (d->nkc > 1) {
+        cg_loop_begin(cg, &lc, cg_i64(cg, 0), cg_i64(cg, d->nkc), 1, "chunk");
+        d->c_lo = cg_mulc(cg, lc.iv, d->KC);
+        d->c_hi = cg_min(cg, cg_addc(cg, d->c_lo, d->KC), cg_i64(cg, g->cpg));
+        d->first = LLVMBuildICmp(cg->b, LLVMIntEQ, lc.iv, cg_i64(cg, 0), "first");
+        d->last = LLVMBuildICmp(cg->b, LLVMIntEQ, lc.iv, cg_i64(cg, d->nkc - 1), "last");
+    }
     if (d->nfull) {
         CgIf c;
         bool tail = d->nblk > d->nfull;
@@ -333,6 +394,7 @@ static void dense_body(Cg *cg, LLVMValueRef item, void *user) {
         emit_row_tiles(cg, g, d->v->P, d->np, part, dense_tile, d);
         if (d->nfull) cg_if_end(cg, &c);
     }
+    if (d->nkc > 1) cg_loop_end(cg, &lc);
 }
 
 /* Pack W[O, cpg, KH, KW] as [group][block][kh][kw][ic][K·vw], zero past the group's channels. */
@@ -375,6 +437,8 @@ static void flatten_gemm(Dense *d) {
     g->N = g->H = g->OH = 1;
 }
 
+enum { BLOCK_W_BYTES = 3 << 19, CHUNK_W_BYTES = 256 * 1024 }; /* 1.5 MiB; 256 KiB */
+
 /* Everything of a dense conv but its dispatch: the tile choice, the packed weights. `in` is
  * where it reads (isN, isH, isW its pixel strides); `flatten` lets a 1×1 conv run as one long row.
  * Returns the number of work items. */
@@ -407,9 +471,19 @@ static int64_t dense_setup(Cg *cg, const Node *n, const ConvGeom *geo, Dense *dp
     d.wblock = taps * g->cpg * d.var[0].K * vw;
     d.wgroup = d.nfull * d.wblock + taps * g->cpg * d.var[1].K * vw;
     d.merge = g->dw * d.isW == g->cpg;
+    /* A block's weights beyond L2 (FCN's 3x3 head, 2048 -> 512: 4.7 MB a block of 64 channels)
+       would stream from memory for every tile: the reduction runs in chunks of at most
+       CHUNK_W_BYTES of the block's weights, partial sums in the output between them. */
+    d.nkc = 1, d.KC = g->cpg;
+    if (d.wblock * 4 > BLOCK_W_BYTES) {
+        d.nkc = ceil_div64(d.wblock * 4, CHUNK_W_BYTES);
+        if (d.nkc > g->cpg) d.nkc = g->cpg;
+        d.KC = ceil_div64(g->cpg, d.nkc);
+        d.nkc = ceil_div64(g->cpg, d.KC);
+    }
     /* Blocks too big to stay in L2 from one inference to the next come from memory: prefetch the
        next block while this one computes (off for the GEMM form, whose rows are not walked). */
-    if (d.wblock * 4 >= 128 * 1024 && g->N * g->OH > 1) {
+    if (d.wblock * 4 >= 128 * 1024 && g->N * g->OH > 1 && d.nkc == 1) {
         int64_t steps = g->N * g->OH * ceil_div64(g->OW, d.var[0].P) * g->KH;
         int64_t jn = g->KW * g->cpg; /* (kw, ic) steps per (tile, kh) step */
         d.pf_chunk = ceil_div64(d.wblock, steps);

@@ -2,7 +2,8 @@
  * interpreter at -O0 and -O2, with and without a thread pool: odd sizes, 1×1 spatial, batch 2,
  * channel counts that are not multiples of the vector width, every kernel shape the tiles
  * special-case (1×1 GEMM, borders, non-square, dilated, strided), grouped and depthwise convs,
- * ResNet-sized layers, chains where one conv's output view is the next one's input, and fused
+ * ResNet-sized layers, reductions in chunks (weights beyond L2), chains where one conv's output
+ * view is the next one's input, and fused
  * epilogues (bias, batchnorm folded, activations, residual adds) in every kernel's store step. */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -29,6 +30,7 @@ static void check_opts(const char *src, const char *what, bool fast) {
 }
 
 static void check(const char *src, const char *what) { check_opts(src, what, false); }
+static void check_fused(const char *src, const char *what, int min_epi);
 
 /* One conv2d on an input of `shape`. */
 static void conv(const char *shape, const char *args) {
@@ -51,6 +53,19 @@ Test(cg_conv, dense_kernel_shapes) {
     conv("[1, 7, 1, 1]", "9, kernel=1");
     conv("[1, 7, 1, 1]", "9, kernel=3, pad=1");
     conv("[2, 5, 1, 1]", "64, kernel=3, pad=2, bias=false");
+}
+
+Test(cg_conv, reduction_in_chunks) {
+    /* a block's weights over 1.5 MiB (700 channels × 9 taps × 64): the reduction in chunks, the
+       partial sums in the output between them, the last chunk's store with bias and epilogue;
+       dilated (taps one by one), strided, a tail block, two images */
+    conv("[1, 700, 9, 11]", "70, kernel=3, pad=1");
+    conv("[2, 700, 12, 12]", "20, kernel=3, pad=2, dilation=2, bias=false");
+    conv("[1, 701, 11, 9]", "17, kernel=3, stride=2, pad=1");
+    check_fused("input x: [1, 700, 8, 9]\ninput r: [1, 64, 8, 9]\n"
+                "a = conv2d(x, 64, kernel=3, pad=1, bias=false)\nb = batchnorm(a)\nc = add(b, r)\nd = relu(c)\n"
+                "output d\n",
+                "700 channels in chunks, batchnorm, residual add and relu fused", 2);
 }
 
 Test(cg_conv, stride_pad_dilation) {
