@@ -836,7 +836,7 @@ bool cg_kernel_conv2d(Cg *cg, const Node *n) {
     if (n->algo == CONV_ALGO_DW_IN_CONSUMER) return true; /* computed by the next node */
     if (n->algo == CONV_ALGO_DW_ROWS) return conv_dw_rows(cg, n, ir_node(cg->g, ir_tensor(cg->g, n->in[0])->producer));
     if (!chans) return conv_scalar(cg, n, &g);
-    if (n->algo == CONV_ALGO_WINOGRAD43 && in->stride[1] == 1 && out->stride[1] == 1) return cg_winograd_conv2d(cg, n);
+    if (ir_winograd_m(n) && in->stride[1] == 1 && out->stride[1] == 1) return cg_winograd_conv2d(cg, n);
     if (cg_gemm_eligible(cg, n)) return cg_gemm_conv2d(cg, n);
     if (g.groups > 1 && g.cpg == 1 && g.opg <= 4) return conv_depthwise(cg, n, &g);
     return conv_dense(cg, n, &g);

@@ -89,7 +89,7 @@ static bool views_equal(const CgView *a, const CgView *b) {
 const char *cg_node_kind(const Graph *g, const Node *n) {
     switch (n->op) {
     case OP_CONV2D: {
-        if (n->algo == CONV_ALGO_WINOGRAD43) return "winograd";
+        if (ir_winograd_m(n)) return "winograd";
         if (n->algo == CONV_ALGO_DW_ROWS || n->algo == CONV_ALGO_DW_IN_CONSUMER) return "fused"; /* fuse-dw */
         int64_t k[2], st[2], pad[2], groups = ir_attr_int(n, "groups");
         int64_t C = ir_tensor(g, n->in[0])->shape[1], O = ir_tensor(g, n->out)->shape[1];

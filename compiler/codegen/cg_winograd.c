@@ -1,18 +1,19 @@
-/* cg_winograd.c — conv2d by Winograd F(4,3) for the nodes the winograd pass marked (3×3, stride 1,
- * dilation 1, groups 1) on channels-innermost views: 4×4 output tiles from 6×6 input tiles,
- * with the transforms of winograd.h.
+/* cg_winograd.c — conv2d by Winograd F(m,3) for the nodes the winograd pass marked (3×3, stride 1,
+ * dilation 1, groups 1) on channels-innermost views: m×m output tiles from T×T input tiles,
+ * T = m + 2, P = T² positions, with the transforms of winograd.h; F(4,3) (m = 4: 6×6 tiles, 36
+ * positions) and F(2,3) (m = 2: 4×4 tiles, 16 positions) come from this one code path.
  *
  * A work item is one block of nb output tiles (tiles numbered over images, tile rows and tile
  * columns, so blocks are even across rows) and one block of K output-channel vectors; items run
  * output-block-major (ob · nblk + blk), so consecutive items on a thread reuse one block's
  * transformed weights from L2. Per item:
- *   1. the input transform Bᵀ d B of each tile and input-channel vector into V[36][nb][C],
+ *   1. the input transform Bᵀ d B of each tile and input-channel vector into V[P][nb][C],
  *      a stack buffer of the item (never a whole transformed tensor); interior tiles load
  *      straight, border tiles replace reads outside the image by zeros (the padding);
- *   2. per position p of the 36, per chunk of 64 input channels, per register tile of nt tiles ×
+ *   2. per position p of the P, per chunk of 64 input channels, per register tile of nt tiles ×
  *      K vectors (as the direct conv's P pixels × K vectors: per input channel K weight vectors
  *      and nt broadcasts for nt·K FMAs), the sum over the chunk, stored to or added to
- *      M[36][nb][K·vw]: the chunk's weights stay in L1 across the register tiles;
+ *      M[P][nb][K·vw]: the chunk's weights stay in L1 across the register tiles;
  *   3. per tile and vector, the output transform Aᵀ m A, then the bias and the node's epilogue
  *      (fused activations, residual adds) and the store; output pixels past the image (partial
  *      tiles at the right and bottom) are not stored, nor are the tiles a last block repeats.
@@ -36,6 +37,7 @@ enum { BUF_BYTES = 64 * 1024, BUF_MAX_BYTES = 256 * 1024 };
 
 typedef struct Wino {
     const Node *n;
+    int m, T, P;            /* F(m,3): outputs and inputs per tile side, positions T² */
     ConvGeom g;
     CgView in, out;
     int64_t TH, TW, ntiles; /* tile rows and columns per image (dilation 1); tiles of all images */
@@ -79,7 +81,14 @@ static LLVMValueRef fadd(Cg *cg, LLVMValueRef a, LLVMValueRef b) { return LLVMBu
 static LLVMValueRef fsub(Cg *cg, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFSub(cg->b, a, b, ""); }
 
 /* z = Bᵀ d, as wino_bt */
-static void emit_bt(Cg *cg, LLVMValueRef *d, LLVMValueRef *z) {
+static void emit_bt(Cg *cg, int m, LLVMValueRef *d, LLVMValueRef *z) {
+    if (m == 2) {
+        z[0] = fsub(cg, d[0], d[2]);
+        z[1] = fadd(cg, d[1], d[2]);
+        z[2] = fsub(cg, d[2], d[1]);
+        z[3] = fsub(cg, d[1], d[3]);
+        return;
+    }
     LLVMValueRef a = cg_fma(cg, vconst(cg, -4), d[2], d[4]), b = cg_fma(cg, vconst(cg, -4), d[1], d[3]);
     LLVMValueRef c = fsub(cg, d[4], d[2]), e = LLVMBuildFMul(cg->b, fsub(cg, d[3], d[1]), vconst(cg, 2), "");
     z[0] = cg_fma(cg, vconst(cg, 4), d[0], cg_fma(cg, vconst(cg, -5), d[2], d[4]));
@@ -90,30 +99,36 @@ static void emit_bt(Cg *cg, LLVMValueRef *d, LLVMValueRef *z) {
     z[5] = cg_fma(cg, vconst(cg, 4), d[1], cg_fma(cg, vconst(cg, -5), d[3], d[5]));
 }
 
-/* y = Aᵀ m, as wino_at */
-static void emit_at(Cg *cg, LLVMValueRef *m, LLVMValueRef *y) {
-    LLVMValueRef a = fadd(cg, m[1], m[2]), b = fsub(cg, m[1], m[2]);
-    LLVMValueRef c = fadd(cg, m[3], m[4]), d = fsub(cg, m[3], m[4]);
-    y[0] = fadd(cg, fadd(cg, m[0], a), c);
+/* y = Aᵀ s, as wino_at */
+static void emit_at(Cg *cg, int m, LLVMValueRef *s, LLVMValueRef *y) {
+    if (m == 2) {
+        y[0] = fadd(cg, s[0], fadd(cg, s[1], s[2]));
+        y[1] = fsub(cg, fsub(cg, s[1], s[2]), s[3]);
+        return;
+    }
+    LLVMValueRef a = fadd(cg, s[1], s[2]), b = fsub(cg, s[1], s[2]);
+    LLVMValueRef c = fadd(cg, s[3], s[4]), d = fsub(cg, s[3], s[4]);
+    y[0] = fadd(cg, fadd(cg, s[0], a), c);
     y[1] = cg_fma(cg, vconst(cg, 2), d, b);
     y[2] = cg_fma(cg, vconst(cg, 4), c, a);
-    y[3] = cg_fma(cg, vconst(cg, 8), d, fadd(cg, b, m[5]));
+    y[3] = cg_fma(cg, vconst(cg, 8), d, fadd(cg, b, s[5]));
 }
 
 /* ---- 1. the input transform ----------------------------------------------------------------- */
 
-/* One tile, one channel vector: x[r·6 + c] are the 6×6 input vectors; V[p][t][c0..] = Bᵀ x B. */
+/* One tile, one channel vector: x[r·T + c] are the T×T input vectors; V[p][t][c0..] = Bᵀ x B. */
 static void transform_vec(Cg *cg, const Wino *w, LLVMValueRef *x, LLVMValueRef t, LLVMValueRef c0) {
-    LLVMValueRef z[36], col[6], out[6];
-    for (int j = 0; j < 6; j++) { /* down the columns */
-        for (int i = 0; i < 6; i++) col[i] = x[i * 6 + j];
-        emit_bt(cg, col, out);
-        for (int i = 0; i < 6; i++) z[i * 6 + j] = out[i];
+    int T = w->T;
+    LLVMValueRef z[WINO_PMAX], col[WINO_TMAX], out[WINO_TMAX];
+    for (int j = 0; j < T; j++) { /* down the columns */
+        for (int i = 0; i < T; i++) col[i] = x[i * T + j];
+        emit_bt(cg, w->m, col, out);
+        for (int i = 0; i < T; i++) z[i * T + j] = out[i];
     }
     LLVMValueRef vt = cg_gep(cg, w->V, cg_add(cg, cg_mulc(cg, t, w->cpad), c0));
-    for (int i = 0; i < 6; i++) { /* along the rows */
-        emit_bt(cg, &z[i * 6], out);
-        for (int j = 0; j < 6; j++) buf_store(cg, out[j], cg_gep(cg, vt, cg_i64(cg, (int64_t)(i * 6 + j) * w->nb * w->cpad)));
+    for (int i = 0; i < T; i++) { /* along the rows */
+        emit_bt(cg, w->m, &z[i * T], out);
+        for (int j = 0; j < T; j++) buf_store(cg, out[j], cg_gep(cg, vt, cg_i64(cg, (int64_t)(i * T + j) * w->nb * w->cpad)));
     }
 }
 
@@ -135,8 +150,8 @@ static void transform_tile(Cg *cg, const Wino *w, LLVMValueRef t, LLVMValueRef *
             mask = cg_mask(cg, rest);
             c0 = cg_i64(cg, nfull * vw);
         }
-        LLVMValueRef x[36];
-        for (int k = 0; k < 36; k++) {
+        LLVMValueRef x[WINO_PMAX];
+        for (int k = 0; k < w->P; k++) {
             LLVMValueRef p = cg_gep(cg, ptr[k], c0);
             x[k] = mask ? cg_vload_masked(cg, p, mask) : cg_vload(cg, p);
             if (ok) x[k] = LLVMBuildSelect(cg->b, ok[k], x[k], LLVMConstNull(cg->t_vf), "pad");
@@ -146,16 +161,17 @@ static void transform_tile(Cg *cg, const Wino *w, LLVMValueRef t, LLVMValueRef *
     }
 }
 
-/* Tile T's image and first output pixel (oy0, ox0); its outputs are rows oy0 + i·dh and columns
- * ox0 + j·dw, its inputs rows oy0 - ph + r·dh and columns ox0 - pw + c·dw. With dilation 1 the
- * tiles run row by row over the image; a dilated conv is dh·dw independent stride-1 convs on the
- * phases' sub-grids (output rows py, py + dh, ...), each tiled, the tiles listed in w->tab. */
-static void tile_coords(Cg *cg, const Wino *w, LLVMValueRef T, LLVMValueRef *img, LLVMValueRef *oy0, LLVMValueRef *ox0) {
-    LLVMValueRef r = cg_remc(cg, T, w->tpi);
-    *img = cg_divc(cg, T, w->tpi);
+/* Tile `tile`'s image and first output pixel (oy0, ox0); its outputs are rows oy0 + i·dh and
+ * columns ox0 + j·dw, its inputs rows oy0 - ph + r·dh and columns ox0 - pw + c·dw. With dilation 1
+ * the tiles run row by row over the image; a dilated conv is dh·dw independent stride-1 convs on
+ * the phases' sub-grids (output rows py, py + dh, ...), each tiled, the tiles listed in w->tab. */
+static void tile_coords(Cg *cg, const Wino *w, LLVMValueRef tile, LLVMValueRef *img, LLVMValueRef *oy0,
+                        LLVMValueRef *ox0) {
+    LLVMValueRef r = cg_remc(cg, tile, w->tpi);
+    *img = cg_divc(cg, tile, w->tpi);
     if (!w->tab) {
-        *oy0 = cg_mulc(cg, cg_divc(cg, r, w->TW), WINO_M);
-        *ox0 = cg_mulc(cg, cg_remc(cg, r, w->TW), WINO_M);
+        *oy0 = cg_mulc(cg, cg_divc(cg, r, w->TW), w->m);
+        *ox0 = cg_mulc(cg, cg_remc(cg, r, w->TW), w->m);
         return;
     }
     LLVMValueRef e = cg_gep(cg, w->tab, cg_mulc(cg, r, 2));
@@ -169,37 +185,39 @@ static void input_transform(Cg *cg, Wino *w) {
     CgLoop lt;
     cg_loop_begin(cg, &lt, cg_i64(cg, 0), cg_i64(cg, w->nb), 1, "itile");
     /* a block past the last tile repeats it: finite values, never stored */
-    LLVMValueRef T = cg_min(cg, cg_add(cg, w->t0, lt.iv), cg_i64(cg, w->ntiles - 1));
+    LLVMValueRef tile = cg_min(cg, cg_add(cg, w->t0, lt.iv), cg_i64(cg, w->ntiles - 1));
     LLVMValueRef img, oy0, ox0;
-    tile_coords(cg, w, T, &img, &oy0, &ox0);
-    LLVMValueRef iy0 = cg_addc(cg, oy0, -g->ph), ix0 = cg_addc(cg, ox0, -g->pw);
+    tile_coords(cg, w, tile, &img, &oy0, &ox0);
+    int T = w->T;
     int64_t dh = w->dh, dw = w->dw;
+    LLVMValueRef iy0 = cg_addc(cg, oy0, -g->ph), ix0 = cg_addc(cg, ox0, -g->pw);
     LLVMValueRef base = cg_gep(cg, w->in_base, cg_mulc(cg, img, in->stride[0]));
-    /* interior: rows iy0 .. iy0 + 5·dh and columns ix0 .. ix0 + 5·dw inside the image */
+    /* interior: rows iy0 .. iy0 + (T - 1)·dh and columns ix0 .. ix0 + (T - 1)·dw inside the image */
     LLVMValueRef inside = LLVMBuildAnd(
         cg->b,
         LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, iy0, cg_i64(cg, 0), ""),
-                     LLVMBuildICmp(cg->b, LLVMIntSLE, iy0, cg_i64(cg, g->H - 1 - 5 * dh), ""), ""),
+                     LLVMBuildICmp(cg->b, LLVMIntSLE, iy0, cg_i64(cg, g->H - 1 - (T - 1) * dh), ""), ""),
         LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, ix0, cg_i64(cg, 0), ""),
-                     LLVMBuildICmp(cg->b, LLVMIntSLE, ix0, cg_i64(cg, g->W - 1 - 5 * dw), ""), ""),
+                     LLVMBuildICmp(cg->b, LLVMIntSLE, ix0, cg_i64(cg, g->W - 1 - (T - 1) * dw), ""), ""),
         "inside");
     LLVMBasicBlockRef bb_in = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "interior");
     LLVMBasicBlockRef bb_border = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "border");
     LLVMBasicBlockRef bb_done = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "itile_done");
     LLVMBuildCondBr(cg->b, inside, bb_in, bb_border);
 
-    LLVMValueRef ptr[36], ok[36];
+    LLVMValueRef ptr[WINO_PMAX], ok[WINO_PMAX];
     LLVMPositionBuilderAtEnd(cg->b, bb_in);
     LLVMValueRef tp = cg_gep(cg, base, cg_add(cg, cg_mulc(cg, iy0, in->stride[2]), cg_mulc(cg, ix0, in->stride[3])));
-    for (int r = 0; r < 6; r++)
-        for (int c = 0; c < 6; c++) ptr[r * 6 + c] = cg_gep(cg, tp, cg_i64(cg, r * dh * in->stride[2] + c * dw * in->stride[3]));
+    for (int r = 0; r < T; r++)
+        for (int c = 0; c < T; c++)
+            ptr[r * T + c] = cg_gep(cg, tp, cg_i64(cg, r * dh * in->stride[2] + c * dw * in->stride[3]));
     transform_tile(cg, w, lt.iv, ptr, NULL);
     LLVMBuildBr(cg->b, bb_done);
 
     /* border: a read outside the image loads from a clamped address inside it, and becomes 0 */
     LLVMPositionBuilderAtEnd(cg->b, bb_border);
-    LLVMValueRef roff[6], rok[6], coff[6], cok[6];
-    for (int r = 0; r < 6; r++) {
+    LLVMValueRef roff[WINO_TMAX], rok[WINO_TMAX], coff[WINO_TMAX], cok[WINO_TMAX];
+    for (int r = 0; r < T; r++) {
         LLVMValueRef iy = cg_addc(cg, iy0, r * dh);
         rok[r] = LLVMBuildICmp(cg->b, LLVMIntULT, iy, cg_i64(cg, g->H), "");
         roff[r] = cg_mulc(cg, LLVMBuildSelect(cg->b, rok[r], iy, cg_i64(cg, 0), ""), in->stride[2]);
@@ -207,10 +225,10 @@ static void input_transform(Cg *cg, Wino *w) {
         cok[r] = LLVMBuildICmp(cg->b, LLVMIntULT, ix, cg_i64(cg, g->W), "");
         coff[r] = cg_mulc(cg, LLVMBuildSelect(cg->b, cok[r], ix, cg_i64(cg, 0), ""), in->stride[3]);
     }
-    for (int r = 0; r < 6; r++)
-        for (int c = 0; c < 6; c++) {
-            ptr[r * 6 + c] = cg_gep(cg, base, cg_add(cg, roff[r], coff[c]));
-            ok[r * 6 + c] = LLVMBuildAnd(cg->b, rok[r], cok[c], "");
+    for (int r = 0; r < T; r++)
+        for (int c = 0; c < T; c++) {
+            ptr[r * T + c] = cg_gep(cg, base, cg_add(cg, roff[r], coff[c]));
+            ok[r * T + c] = LLVMBuildAnd(cg->b, rok[r], cok[c], "");
         }
     transform_tile(cg, w, lt.iv, ptr, ok);
     LLVMBuildBr(cg->b, bb_done);
@@ -266,7 +284,7 @@ static void gemm_chunk(Cg *cg, const Wino *w, int K, LLVMValueRef up, LLVMValueR
 /* Output block `ob` with K vectors (variant v: 0 full, 1 the tail). */
 static void out_block(Cg *cg, Wino *w, int v, LLVMValueRef ob) {
     const ConvGeom *g = &w->g;
-    int vw = cg->vw, K = w->K[v], nt = w->nt;
+    int vw = cg->vw, K = w->K[v], nt = w->nt, m = w->m, T = w->T, P = w->P;
     int64_t nb = w->nb;
     int64_t kvw = (int64_t)K * vw, C = g->C;
     LLVMValueRef ublk = cg_gep(cg, w->u, v == 0 ? cg_mulc(cg, ob, w->ublock) : cg_i64(cg, w->nfull * w->ublock));
@@ -275,7 +293,7 @@ static void out_block(Cg *cg, Wino *w, int v, LLVMValueRef ob) {
     /* per position, per chunk of input channels, every register tile of the block: the chunk's
        weights (64 channels × K vectors, 16 KiB at K·vw = 64) stay in L1 across the tiles */
     CgLoop lp;
-    cg_loop_begin(cg, &lp, cg_i64(cg, 0), cg_i64(cg, WINO_P), 1, "pos");
+    cg_loop_begin(cg, &lp, cg_i64(cg, 0), cg_i64(cg, P), 1, "pos");
     LLVMValueRef up = cg_gep(cg, ublk, cg_mulc(cg, lp.iv, C * kvw));
     int64_t cb = C < WINO_CHUNK ? C : WINO_CHUNK, nq = ceil_div64(C, WINO_CHUNK);
     for (int first = 1; first >= 0; first--) {
@@ -297,39 +315,39 @@ static void out_block(Cg *cg, Wino *w, int v, LLVMValueRef ob) {
     cg_loop_end(cg, &lp);
 
     /* the output transform, tile by tile */
-    int64_t rem_h = g->OH - (w->TH - 1) * WINO_M, rem_w = g->OW - (w->TW - 1) * WINO_M; /* 1..4 */
+    int64_t rem_h = g->OH - (w->TH - 1) * m, rem_w = g->OW - (w->TW - 1) * m; /* 1..m */
     CgLoop lt;
     cg_loop_begin(cg, &lt, cg_i64(cg, 0), cg_i64(cg, nb), 1, "otile");
-    LLVMValueRef T = cg_add(cg, w->t0, lt.iv);
+    LLVMValueRef tile = cg_add(cg, w->t0, lt.iv);
     CgIf real;
     bool partial_blk = w->ntiles % nb != 0;
-    if (partial_blk) cg_if_begin(cg, &real, LLVMBuildICmp(cg->b, LLVMIntSLT, T, cg_i64(cg, w->ntiles), ""), "tile");
+    if (partial_blk) cg_if_begin(cg, &real, LLVMBuildICmp(cg->b, LLVMIntSLT, tile, cg_i64(cg, w->ntiles), ""), "tile");
     LLVMValueRef img, oy0, ox0;
-    tile_coords(cg, w, T, &img, &oy0, &ox0);
+    tile_coords(cg, w, tile, &img, &oy0, &ox0);
     for (int k = 0; k < K; k++) {
-        LLVMValueRef m[36], y[16], z[24], col[6], out[4];
+        LLVMValueRef s[WINO_PMAX], y[16], z[4 * WINO_TMAX], col[WINO_TMAX], out[4];
         LLVMValueRef mt = cg_gep(cg, w->M, cg_add(cg, cg_mulc(cg, lt.iv, kvw), cg_i64(cg, (int64_t)k * vw)));
-        for (int p = 0; p < 36; p++) m[p] = buf_load(cg, cg_gep(cg, mt, cg_i64(cg, p * nb * kvw)));
-        for (int j = 0; j < 6; j++) { /* down the columns */
-            for (int i = 0; i < 6; i++) col[i] = m[i * 6 + j];
-            emit_at(cg, col, out);
-            for (int i = 0; i < 4; i++) z[i * 6 + j] = out[i];
+        for (int p = 0; p < P; p++) s[p] = buf_load(cg, cg_gep(cg, mt, cg_i64(cg, p * nb * kvw)));
+        for (int j = 0; j < T; j++) { /* down the columns */
+            for (int i = 0; i < T; i++) col[i] = s[i * T + j];
+            emit_at(cg, m, col, out);
+            for (int i = 0; i < m; i++) z[i * T + j] = out[i];
         }
-        for (int i = 0; i < 4; i++) emit_at(cg, &z[i * 6], &y[i * 4]); /* along the rows */
+        for (int i = 0; i < m; i++) emit_at(cg, m, &z[i * T], &y[i * m]); /* along the rows */
         LLVMValueRef oc = cg_addc(cg, oc0, (int64_t)k * vw);
         LLVMValueRef mask = v == 1 && k == K - 1 && w->last_lanes < vw ? cg_mask(cg, w->last_lanes) : NULL;
         LLVMValueRef bias = NULL;
         if (w->bias) bias = cg_vload(cg, cg_gep(cg, w->bias, oc));
-        for (int i = 0; i < 4; i++) {
+        for (int i = 0; i < m; i++) {
             LLVMValueRef oy = cg_addc(cg, oy0, i * w->dh);
             CgIf ri, ci;
             bool gi = w->tab || i >= rem_h; /* this row may fall past the image (its sub-grid) */
             if (gi) cg_if_begin(cg, &ri, LLVMBuildICmp(cg->b, LLVMIntSLT, oy, cg_i64(cg, g->OH), ""), "orow");
-            for (int j = 0; j < 4; j++) {
+            for (int j = 0; j < m; j++) {
                 LLVMValueRef ox = cg_addc(cg, ox0, j * w->dw);
                 bool gj = w->tab || j >= rem_w;
                 if (gj) cg_if_begin(cg, &ci, LLVMBuildICmp(cg->b, LLVMIntSLT, ox, cg_i64(cg, g->OW), ""), "ocol");
-                store_pixel(cg, w, y[i * 4 + j], bias, img, oc, oy, ox, mask);
+                store_pixel(cg, w, y[i * m + j], bias, img, oc, oy, ox, mask);
                 if (gj) cg_if_end(cg, &ci);
             }
             if (gi) cg_if_end(cg, &ri);
@@ -348,8 +366,8 @@ static void wino_body(Cg *cg, LLVMValueRef item, void *user) {
     w->t0 = cg_mulc(cg, blk, w->nb);
     if (!w->V) {
         LLVMAddTargetDependentFunctionAttr(cg->fn, "probe-stack", "inline-asm");
-        w->V = entry_alloca(cg, WINO_P * w->nb * w->cpad, "wino_v");
-        w->M = entry_alloca(cg, WINO_P * w->nb * w->K[0] * cg->vw, "wino_m");
+        w->V = entry_alloca(cg, w->P * w->nb * w->cpad, "wino_v");
+        w->M = entry_alloca(cg, w->P * w->nb * w->K[0] * cg->vw, "wino_m");
     }
     input_transform(cg, w);
     bool tail = w->K[1] > 0;
@@ -397,7 +415,7 @@ static int64_t step_cost(int64_t nt, int64_t K) {
  * blocks, then the register tile width that wastes the least on a block (16 tiles: 4 × 4, not
  * 6 + 6 + 6). */
 static void choose_blocks(Wino *w, int vw, int ntmax) {
-    int64_t per_tile = (int64_t)WINO_P * 4 * (w->cpad + (int64_t)w->K[0] * vw); /* V and M bytes */
+    int64_t per_tile = (int64_t)w->P * 4 * (w->cpad + (int64_t)w->K[0] * vw); /* V and M bytes */
     int64_t nbmax = BUF_BYTES / per_tile, hard = BUF_MAX_BYTES / per_tile;
     if (nbmax < ntmax) nbmax = hard < ntmax ? hard : ntmax;
     if (nbmax < 1) nbmax = 1;
@@ -415,10 +433,12 @@ static void choose_blocks(Wino *w, int vw, int ntmax) {
 
 bool cg_winograd_conv2d(Cg *cg, const Node *n) {
     int vw = cg->vw;
-    Wino w = {.n = n, .g = conv_geom(cg->g, n), .in = cg->views[n->in[0]], .out = cg->views[n->out]};
+    int m = ir_winograd_m(n);
+    Wino w = {.n = n, .m = m, .T = wino_t(m), .P = wino_p(m), .g = conv_geom(cg->g, n), .in = cg->views[n->in[0]],
+              .out = cg->views[n->out]};
     const ConvGeom *g = &w.g;
-    NETC_ASSERT(ir_winograd_eligible(cg->g, n) && w.in.stride[1] == 1 && w.out.stride[1] == 1);
-    w.TH = ceil_div64(g->OH, WINO_M), w.TW = ceil_div64(g->OW, WINO_M);
+    NETC_ASSERT(m && ir_winograd_eligible(cg->g, n) && w.in.stride[1] == 1 && w.out.stride[1] == 1);
+    w.TH = ceil_div64(g->OH, m), w.TW = ceil_div64(g->OW, m);
     w.dh = g->dh, w.dw = g->dw;
     w.tpi = w.TH * w.TW;
     float *tab = NULL;
@@ -427,17 +447,17 @@ bool cg_winograd_conv2d(Cg *cg, const Node *n) {
         w.tpi = 0;
         for (int64_t py = 0; py < py_n; py++)
             for (int64_t px = 0; px < px_n; px++)
-                w.tpi += ceil_div64(ceil_div64(g->OH - py, w.dh), WINO_M) * ceil_div64(ceil_div64(g->OW - px, w.dw), WINO_M);
+                w.tpi += ceil_div64(ceil_div64(g->OH - py, w.dh), m) * ceil_div64(ceil_div64(g->OW - px, w.dw), m);
         tab = xmalloc((size_t)(2 * w.tpi) * sizeof *tab);
         int64_t t = 0;
         for (int64_t py = 0; py < py_n; py++)
             for (int64_t px = 0; px < px_n; px++) {
-                int64_t th = ceil_div64(ceil_div64(g->OH - py, w.dh), WINO_M);
-                int64_t tw = ceil_div64(ceil_div64(g->OW - px, w.dw), WINO_M);
+                int64_t th = ceil_div64(ceil_div64(g->OH - py, w.dh), m);
+                int64_t tw = ceil_div64(ceil_div64(g->OW - px, w.dw), m);
                 for (int64_t ty = 0; ty < th; ty++)
                     for (int64_t tx = 0; tx < tw; tx++, t++) {
-                        tab[2 * t] = (float)(py + w.dh * ty * WINO_M);
-                        tab[2 * t + 1] = (float)(px + w.dw * tx * WINO_M);
+                        tab[2 * t] = (float)(py + w.dh * ty * m);
+                        tab[2 * t + 1] = (float)(px + w.dw * tx * m);
                     }
             }
     }
@@ -453,19 +473,19 @@ bool cg_winograd_conv2d(Cg *cg, const Node *n) {
     w.K[1] = (int)ceil_div64(rem, vw);
     w.nob = w.nfull + (w.K[1] ? 1 : 0);
     w.last_lanes = rem - (int64_t)(w.K[1] - 1) * vw;
-    w.ublock = WINO_P * g->C * w.K[0] * vw;
+    w.ublock = w.P * g->C * w.K[0] * vw;
 
     /* U[block][p][c][K·vw] */
-    int64_t count = w.nfull * w.ublock + WINO_P * g->C * w.K[1] * vw;
-    float *u = xcalloc((size_t)count, sizeof *u), t[WINO_P];
+    int64_t count = w.nfull * w.ublock + w.P * g->C * w.K[1] * vw;
+    float *u = xcalloc((size_t)count, sizeof *u), t[WINO_PMAX];
     const float *wt = ir_weight(cg->g, n, "weight")->data;
     for (int64_t o = 0; o < g->O; o++) {
         int64_t b = o / ((int64_t)w.K[0] * vw), l = o - b * w.K[0] * vw;
         int64_t kvw = (int64_t)(b < w.nfull ? w.K[0] : w.K[1]) * vw;
         float *dst = u + b * w.ublock;
         for (int64_t c = 0; c < g->C; c++) {
-            wino_kernel(wt + (o * g->C + c) * 9, t);
-            for (int p = 0; p < WINO_P; p++) dst[(p * g->C + c) * kvw + l] = t[p];
+            wino_kernel(m, wt + (o * g->C + c) * 9, t);
+            for (int p = 0; p < w.P; p++) dst[(p * g->C + c) * kvw + l] = t[p];
         }
     }
     char name[300];

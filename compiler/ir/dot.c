@@ -41,7 +41,7 @@ void ir_write_dot(const Graph *g, const Plan *plan, FILE *f) {
         fprintf(f, "\\n%s", ir_shape_str(y, shape, sizeof shape));
         if (n->inplace) fprintf(f, "\\nin place");
         if (n->concat_elim) fprintf(f, "\\ninputs written in place");
-        if (n->algo == CONV_ALGO_WINOGRAD43) fprintf(f, "\\nwinograd F(4,3)");
+        if (ir_winograd_m(n)) fprintf(f, "\\nwinograd F(%d,3)", ir_winograd_m(n));
         if (n->algo == CONV_ALGO_DW_IN_CONSUMER) fprintf(f, "\\nrows computed by its consumer");
         if (n->algo == CONV_ALGO_DW_ROWS) fprintf(f, "\\ncomputes its input row by row");
         if (n->loc.line) fprintf(f, "\\nline %d", n->loc.line);

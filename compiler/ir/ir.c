@@ -552,10 +552,10 @@ bool ir_verify(Graph *g, Diags *d, bool need_data) {
         else if (n->inplace && (ir_tensor(g, n->in[0])->alias >= 0 || ir_tensor(g, n->out)->alias >= 0))
             ir_node_error(d, n, "verifier: %s '%s' is in place and reads or writes a concat slice (one storage each)",
                           o->name, n->name);
-        if (n->algo == CONV_ALGO_WINOGRAD43) {
+        if (ir_winograd_m(n)) {
             if (n->nin >= 1 && n->in[0] >= 0 && n->in[0] < nt && !ir_winograd_eligible(g, n))
-                ir_node_error(d, n, "verifier: %s '%s' is marked for Winograd F(4,3) (algo %d) but is no 3x3, stride-1, "
-                              "ungrouped conv2d", o->name, n->name, n->algo);
+                ir_node_error(d, n, "verifier: %s '%s' is marked for Winograd F(%d,3) (algo %d) but is no 3x3, stride-1, "
+                              "ungrouped conv2d", o->name, n->name, ir_winograd_m(n), n->algo);
         } else if (n->algo == CONV_ALGO_DW_ROWS && n->nin >= 1 && n->in[0] >= 0 && n->in[0] < nt) {
             const Node *dw = ir_dw_rows_producer(g, n);
             if (!dw || dw->algo != CONV_ALGO_DW_IN_CONSUMER)
@@ -703,7 +703,7 @@ void ir_print(const Graph *g, FILE *out) {
         }
         if (n->inplace) fprintf(out, "  [in place of %%%s]", ir_tensor(g, n->in[0])->name);
         if (n->concat_elim) fputs("  [inputs written in place]", out);
-        if (n->algo == CONV_ALGO_WINOGRAD43) fputs("  [winograd F(4,3)]", out);
+        if (ir_winograd_m(n)) fprintf(out, "  [winograd F(%d,3)]", ir_winograd_m(n));
         if (n->algo == CONV_ALGO_DW_IN_CONSUMER) fputs("  [rows computed by its consumer]", out);
         if (n->algo == CONV_ALGO_DW_ROWS) fputs("  [computes its input row by row]", out);
         if (t->alias >= 0)

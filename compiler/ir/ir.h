@@ -130,8 +130,14 @@ enum {
     CONV_ALGO_DIRECT = 0,
     CONV_ALGO_WINOGRAD43 = 1, /* F(4×4, 3×3): 6×6 input tiles */
     CONV_ALGO_DW_IN_CONSUMER = 2,
-    CONV_ALGO_DW_ROWS = 3
+    CONV_ALGO_DW_ROWS = 3,
+    CONV_ALGO_WINOGRAD23 = 4 /* F(2×2, 3×3): 4×4 input tiles */
 };
+
+/* The output tile side m of a conv2d marked for Winograd F(m,3): 4, 2, or 0 (not Winograd). */
+static inline int ir_winograd_m(const Node *n) {
+    return n->algo == CONV_ALGO_WINOGRAD43 ? 4 : n->algo == CONV_ALGO_WINOGRAD23 ? 2 : 0;
+}
 
 typedef struct Graph {
     Arena arena;      /* names, attribute lists, node input arrays */
@@ -219,7 +225,7 @@ int64_t ir_node_macs(const Graph *g, const Node *n);
 /* Number of weight floats of a node. */
 int64_t ir_node_weight_count(const Graph *g, const Node *n);
 
-/* May node n run as Winograd F(4,3)? A conv2d with a 3×3 kernel, stride 1, dilation 1 and
+/* May node n run as Winograd F(4,3) or F(2,3)? A conv2d with a 3×3 kernel, stride 1, dilation 1 and
  * groups 1 (any padding) on rank-4 tensors. Whether it pays is the pass's decision. */
 bool ir_winograd_eligible(const Graph *g, const Node *n);
 

@@ -63,60 +63,61 @@ static uint64_t rng_next(uint64_t *s) {
     return z ^ (z >> 31);
 }
 
-/* The error of F(4,3) in float against direct convolution in double on a random patch (see the
- * header); W is [O, C, 3, 3]. */
-static double winograd_error(const float *W, int64_t O, int64_t C, uint64_t seed) {
-    enum { S = PATCH_TILES * WINO_M, IN = S + 2, NT = PATCH_TILES * PATCH_TILES };
-    int64_t per = 9 * C * (int64_t)S * S + WINO_P * C * NT; /* multiply-adds per output channel */
+/* The error of F(m,3) in float against direct convolution in double on a random patch of
+ * PATCH_TILES² tiles of m×m (see the header); W is [O, C, 3, 3]. */
+static double winograd_error(int m, const float *W, int64_t O, int64_t C, uint64_t seed) {
+    enum { NT = PATCH_TILES * PATCH_TILES };
+    const int T = wino_t(m), P = wino_p(m), S = PATCH_TILES * m, IN = S + 2;
+    int64_t per = 9 * C * (int64_t)S * S + P * C * NT; /* multiply-adds per output channel */
     int64_t ns = CHECK_MACS / per;
     if (ns < 8) ns = 8;
     if (ns > O) ns = O;
     float *x = xmalloc((size_t)(C * IN * IN) * sizeof *x);          /* [c][y][x] */
-    float *V = xmalloc((size_t)(NT * WINO_P * C) * sizeof *V);      /* [tile][p][c] */
-    float *U = xmalloc((size_t)(WINO_P * C) * sizeof *U);           /* [c][p] of one output channel */
+    float *V = xmalloc((size_t)(NT * P * C) * sizeof *V);           /* [tile][p][c] */
+    float *U = xmalloc((size_t)(P * C) * sizeof *U);                /* [c][p] of one output channel */
     for (int64_t i = 0; i < C * IN * IN; i++) x[i] = (float)((double)(rng_next(&seed) >> 11) / 4503599627370496.0 - 1.0);
     /* the input transform of every tile and channel: down the columns, then along the rows */
     for (int t = 0; t < NT; t++)
         for (int64_t c = 0; c < C; c++) {
-            const float *d = x + (c * IN + (t / PATCH_TILES) * WINO_M) * IN + (t % PATCH_TILES) * WINO_M;
-            float col[6], z[6], zt[6][6], v[6];
-            for (int j = 0; j < 6; j++) {
-                for (int i = 0; i < 6; i++) col[i] = d[i * IN + j];
-                wino_bt(col, z);
-                for (int i = 0; i < 6; i++) zt[i][j] = z[i];
+            const float *d = x + (c * IN + (t / PATCH_TILES) * m) * IN + (t % PATCH_TILES) * m;
+            float col[WINO_TMAX], z[WINO_TMAX], zt[WINO_TMAX][WINO_TMAX], v[WINO_TMAX];
+            for (int j = 0; j < T; j++) {
+                for (int i = 0; i < T; i++) col[i] = d[i * IN + j];
+                wino_bt(m, col, z);
+                for (int i = 0; i < T; i++) zt[i][j] = z[i];
             }
-            for (int i = 0; i < 6; i++) {
-                wino_bt(zt[i], v);
-                for (int j = 0; j < 6; j++) V[(t * WINO_P + i * 6 + j) * C + c] = v[j];
+            for (int i = 0; i < T; i++) {
+                wino_bt(m, zt[i], v);
+                for (int j = 0; j < T; j++) V[(t * P + i * T + j) * C + c] = v[j];
             }
         }
     double max_d = 0, max_r = 0;
     bool finite = true;
-    for (int64_t s = 0; s < ns; s++) {
-        int64_t o = s * O / ns;
+    for (int64_t k = 0; k < ns; k++) {
+        int64_t o = k * O / ns;
         const float *wo = W + o * C * 9;
-        for (int64_t c = 0; c < C; c++) wino_kernel(wo + c * 9, U + c * WINO_P);
+        for (int64_t c = 0; c < C; c++) wino_kernel(m, wo + c * 9, U + c * P);
         for (int t = 0; t < NT; t++) {
-            float m[WINO_P], col[6], y4[4], yt[4][6], y[4][4];
-            for (int p = 0; p < WINO_P; p++) {
+            float s[WINO_PMAX], col[WINO_TMAX], y4[4], yt[4][WINO_TMAX], y[4][4];
+            for (int p = 0; p < P; p++) {
                 float sum = 0;
-                const float *v = V + (t * WINO_P + p) * C;
+                const float *v = V + (t * P + p) * C;
                 for (int64_t c0 = 0; c0 < C; c0 += WINO_CHUNK) {
                     float acc = 0;
-                    for (int64_t c = c0; c < C && c < c0 + WINO_CHUNK; c++) acc += v[c] * U[c * WINO_P + p];
+                    for (int64_t c = c0; c < C && c < c0 + WINO_CHUNK; c++) acc += v[c] * U[c * P + p];
                     sum = c0 ? sum + acc : acc;
                 }
-                m[p] = sum;
+                s[p] = sum;
             }
-            for (int j = 0; j < 6; j++) {
-                for (int i = 0; i < 6; i++) col[i] = m[i * 6 + j];
-                wino_at(col, y4);
-                for (int i = 0; i < 4; i++) yt[i][j] = y4[i];
+            for (int j = 0; j < T; j++) {
+                for (int i = 0; i < T; i++) col[i] = s[i * T + j];
+                wino_at(m, col, y4);
+                for (int i = 0; i < m; i++) yt[i][j] = y4[i];
             }
-            for (int i = 0; i < 4; i++) wino_at(yt[i], y[i]);
-            int ty = t / PATCH_TILES * WINO_M, tx = t % PATCH_TILES * WINO_M;
-            for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 4; j++) {
+            for (int i = 0; i < m; i++) wino_at(m, yt[i], y[i]);
+            int ty = t / PATCH_TILES * m, tx = t % PATCH_TILES * m;
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < m; j++) {
                     double ref = 0;
                     for (int64_t c = 0; c < C; c++) {
                         const float *d = x + (c * IN + ty + i) * IN + tx + j;
@@ -190,7 +191,7 @@ bool pass_winograd(Graph *g, PassCtx *c) {
         ir_attr_pair(n, "kernel", k);
         if (k[0] != 3 || k[1] != 3) continue;
         seen++;
-        if (n->algo == CONV_ALGO_WINOGRAD43) { /* an earlier run chose it */
+        if (ir_winograd_m(n)) { /* an earlier run chose it */
             chosen++;
             continue;
         }
@@ -204,20 +205,21 @@ bool pass_winograd(Graph *g, PassCtx *c) {
                 pass_stat(c, "%s declined: stride %lldx%lld", n->name, (long long)s[0], (long long)s[1]);
             continue;
         }
+        int m = 4;
         if (no_gain(g, n, why, sizeof why)) {
             pass_stat(c, "%s declined: %s", n->name, why);
             continue;
         }
         const Tensor *w = ir_weight(g, n, "weight");
-        double err = winograd_error(w->data, w->shape[0], w->shape[1], name_seed(n->name));
+        double err = winograd_error(m, w->data, w->shape[0], w->shape[1], name_seed(n->name));
         if (!(err <= c->winograd_tol)) {
             pass_stat(c, "%s declined: rel.err %.1e > tolerance %.1e", n->name, err, c->winograd_tol);
             continue;
         }
         if (!pass_may_rewrite(c)) break;
-        n->algo = CONV_ALGO_WINOGRAD43;
+        n->algo = m == 2 ? CONV_ALGO_WINOGRAD23 : CONV_ALGO_WINOGRAD43;
         chosen++, changed++;
-        pass_stat(c, "%s winograd F(4,3), rel.err %.1e", n->name, err);
+        pass_stat(c, "%s winograd F(%d,3), rel.err %.1e", n->name, m, err);
     }
     pass_stat(c, "%d of %d 3x3 convolutions by Winograd F(4,3) (tolerance %.1e)", chosen, seen, c->winograd_tol);
     return changed > 0;

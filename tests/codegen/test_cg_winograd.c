@@ -1,10 +1,12 @@
-/* test_cg_winograd.c — the Winograd F(4,3) conv2d kernel against the reference interpreter at -O0
- * and -O2, serial and on 2 threads: output sizes that are not multiples of 4 (partial tiles at the
+/* test_cg_winograd.c — the Winograd F(4,3) and F(2,3) conv2d kernels (one code path, two tile
+ * sizes: every case runs both) against the reference interpreter at -O0 and -O2, serial and on 2
+ * threads: output sizes that are not multiples of 4 (partial tiles at the
  * right and bottom), images smaller than a tile, batch 2, channel counts that are not multiples of
  * the vector width (input and output tails), padding 0, 1, 2 and asymmetric, with and without
  * bias, dilations 2 to 6 (the phases' sub-grids), fused relu and residual adds in the store step,
- * outputs written into a concat's slice, and
- * layers whose tiles fill several register tiles and several output blocks. Every case checks the
+ * outputs written into a concat's slice, layers whose tiles fill several register tiles and
+ * several output blocks, and the GEMM shapes (1, 3, 17 and 100 channels on 1×1, 2×2, 5×7 and
+ * 57×57 images). Every case checks the
  * layer really ran as Winograd; the pass's own cost model and its declines are tested in
  * tests/passes/test_winograd.c. Runs again per x86-64 level (tests/isa.sh). */
 #include <criterion/criterion.h>
@@ -14,8 +16,12 @@
 #include "passes/passes.h"
 #include "testutil.h"
 
-/* F(4,3) in float is a few 1e-6 off (max|Δ| / max|ref|), against ~1e-7 for direct convolution */
+/* F(4,3) in float is a few 1e-6 off (max|Δ| / max|ref|), F(2,3) a few 1e-7, against ~1e-7 for
+ * direct convolution */
 #define WINO_TOL 3e-5
+#define WINO23_TOL 3e-6
+
+static const int algos[2] = {CONV_ALGO_WINOGRAD43, CONV_ALGO_WINOGRAD23};
 
 static void run_list(Graph *g, const char *list) {
     Diags d;
@@ -26,38 +32,39 @@ static void run_list(Graph *g, const char *list) {
     diags_free(&d);
 }
 
-/* Mark every eligible conv (3×3, stride 1, ungrouped, any dilation) Winograd, whatever the pass's
- * cost model says: the kernel must be right on shapes the pass would decline too. */
-static int force_winograd(Graph *g) {
-    int k = 0;
+/* Mark every eligible conv (3×3, stride 1, ungrouped, any dilation) with `algo`, whatever the
+ * pass's cost model says: the kernel must be right on shapes the pass would decline too. */
+static void force_winograd(Graph *g, int algo) {
     for (int i = 0; i < g->nodes.len; i++) {
         Node *n = ir_node(g, i);
-        if (!n->dead && ir_winograd_eligible(g, n)) n->algo = CONV_ALGO_WINOGRAD43, k++;
+        if (!n->dead && ir_winograd_eligible(g, n)) n->algo = algo;
     }
-    return k;
 }
 
-static int count_winograd(const Graph *g) {
+static int count_winograd(const Graph *g, int algo) {
     int k = 0;
-    for (int i = 0; i < g->nodes.len; i++) k += !ir_node(g, i)->dead && ir_node(g, i)->algo == CONV_ALGO_WINOGRAD43;
+    for (int i = 0; i < g->nodes.len; i++) k += !ir_node(g, i)->dead && ir_node(g, i)->algo == algo;
     return k;
 }
 
-/* Compile src after `list` (NULL: none) with the eligible convs forced to Winograd, at -O0 and
- * -O2, each run without a pool and with 2 threads, against the interpreter on the graph before
- * any pass. `want`: the Winograd layers expected. */
+/* Compile src after `list` (NULL: none) with the eligible convs forced to F(4,3), then to F(2,3),
+ * at -O0 and -O2, each run without a pool and with 2 threads, against the interpreter on the
+ * graph before any pass. `want`: the Winograd layers expected. */
 static void check_opts(const char *src, const char *list, int want, const char *what, bool fast) {
-    for (int opt = tu_min_opt(fast ? 2 : 0); opt <= 2; opt += 2) {
-        Graph *ref = tu_load_text(src, 5), *g = tu_load_text(src, 5);
-        cr_assert(ref && g, "%s: does not load", what);
-        if (list) run_list(g, list);
-        force_winograd(g);
-        cr_assert_eq(count_winograd(g), want, "%s: %d Winograd layers, wanted %d", what, count_winograd(g), want);
-        double e = tu_compiled_vs_interp_ref(g, ref, opt, TU_SERIAL_AND_POOL, 13);
-        cr_expect(e >= 0 && e <= WINO_TOL, "%s at -O%d, serial and 2 threads: rel.err %g", what, opt, e);
-        ir_graph_free(ref);
-        ir_graph_free(g);
-    }
+    for (int a = 0; a < 2; a++)
+        for (int opt = tu_min_opt(fast ? 2 : 0); opt <= 2; opt += 2) {
+            Graph *ref = tu_load_text(src, 5), *g = tu_load_text(src, 5);
+            cr_assert(ref && g, "%s: does not load", what);
+            if (list) run_list(g, list);
+            force_winograd(g, algos[a]);
+            int m = a ? 2 : 4, k = count_winograd(g, algos[a]);
+            cr_assert_eq(k, want, "%s: %d F(%d,3) layers, wanted %d", what, k, m, want);
+            double e = tu_compiled_vs_interp_ref(g, ref, opt, TU_SERIAL_AND_POOL, 13);
+            cr_expect(e >= 0 && e <= (a ? WINO23_TOL : WINO_TOL), "%s by F(%d,3) at -O%d, serial and 2 threads: rel.err %g",
+                      what, m, opt, e);
+            ir_graph_free(ref);
+            ir_graph_free(g);
+        }
 }
 
 static void conv(const char *shape, const char *args) {
@@ -102,6 +109,21 @@ Test(cg_winograd, channel_tails_and_blocks) {
     conv("[1, 33, 14, 14]", "72, kernel=3, pad=1, bias=false");
     conv("[1, 130, 6, 6]", "20, kernel=3, pad=1");    /* input channels in several sum chunks */
     conv("[1, 64, 20, 20]", "64, kernel=3, pad=1");   /* several register tiles and items */
+}
+
+/* the GEMM tests' shapes: channel counts 1, 3, 17, 100 on images of 1×1, 2×2, 5×7 and 57×57 */
+Test(cg_winograd, gemm_shapes) {
+    static const char *const chans[] = {"1", "3", "17", "100"};
+    static const char *const hw[] = {"1, 1", "2, 2", "5, 7", "57, 57"};
+    for (int i = 0; i < 4; i++) {
+        char shape[64], args[64];
+        snprintf(shape, sizeof shape, "[1, %s, %s]", chans[i], hw[i]);
+        snprintf(args, sizeof args, "%s, kernel=3, pad=1", chans[(i + 1) % 4]);
+        conv(shape, args);
+        snprintf(shape, sizeof shape, "[1, %s, %s]", chans[(i + 2) % 4], hw[i]);
+        snprintf(args, sizeof args, "%s, kernel=3, pad=1, bias=false", chans[(i + 3) % 4]);
+        conv(shape, args);
+    }
 }
 
 Test(cg_winograd, resnet_sized_layers) {

@@ -1354,19 +1354,24 @@ static float acc_bound(const Acc *a, bool dbl) {
     return (float)(sqrt(a->var) + U32 * ((dbl ? 0 : sqrt((double)a->terms)) + 4) * a->mag);
 }
 
-/* A conv the winograd pass marked runs as Winograd F(4,3) in the compiled code: it rounds in the
- * transformed domain, whose terms are far larger than the outputs they cancel down to, so an
- * output's error scales with the magnitudes of its whole 6×6 input tile, not of its 3×3 window
- * (a ±1e30 input spoils the 4×4 outputs of its tiles). Added to the direct bound of each output
- * (its propagated input error √(Σ w²σ_x²) is the same function's): u·F·Σ_ab |Aᵀ|_ia |Aᵀ|_jb S_ab
- * with S_ab = Σ_c |U_c|_ab (|Bᵀ| |d_c| |B|)_ab, the transformed terms' magnitudes (no
- * cancellation), F = √(chunk) + √(chunks) + 12 for the sums over channels (in chunks of
- * WINO_CHUNK) and the three or so roundings of each of the four 1-D transforms. Non-finite inputs
- * count 0 here: the NaNs they spread through a tile are excused as split3x3's are (compare). */
+/* A conv the winograd pass marked runs as Winograd F(m,3) (m = 4 or 2) in the compiled code: it
+ * rounds in the transformed domain, whose terms are far larger than the outputs they cancel down
+ * to, so an output's error scales with the magnitudes of its whole T×T input tile (T = m + 2), not
+ * of its 3×3 window (a ±1e30 input spoils the m×m outputs of its tiles). Added to the direct bound
+ * of each output (its propagated input error √(Σ w²σ_x²) is the same function's):
+ * u·F·Σ_ab |Aᵀ|_ia |Aᵀ|_jb S_ab with S_ab = Σ_c |U_c|_ab (|Bᵀ| |d_c| |B|)_ab, the transformed
+ * terms' magnitudes (no cancellation), F = √(chunk) + √(chunks) + 12 for the sums over channels
+ * (in chunks of WINO_CHUNK) and the three or so roundings of each of the four 1-D transforms
+ * (F(2,3)'s take two). Non-finite inputs count 0 here: the NaNs they spread through a tile are
+ * excused as split3x3's are (compare). */
 static void bound_winograd(const Graph *g, const Node *n, const float *x, float *s) {
-    static const double BT[6][6] = {{4, 0, -5, 0, 1, 0}, {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
-                                    {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
-    static const double AT[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+    static const double BT4[6][6] = {{4, 0, -5, 0, 1, 0}, {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+                                     {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+    static const double AT4[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+    static const double BT2[6][6] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
+    static const double AT2[4][6] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
+    const int m = ir_winograd_m(n), T = wino_t(m), P = wino_p(m);
+    const double(*BT)[6] = m == 2 ? BT2 : BT4, (*AT)[6] = m == 2 ? AT2 : AT4;
     const Tensor *ti = ir_tensor(g, n->in[0]), *to = ir_tensor(g, n->out);
     int64_t p[2], dl[2];
     ir_attr_pair(n, "pad", p);
@@ -1374,11 +1379,11 @@ static void bound_winograd(const Graph *g, const Node *n, const float *x, float 
     const float *w = ir_weight(g, n, "weight")->data;
     int64_t N = ti->shape[0], C = ti->shape[1], H = ti->shape[2], W = ti->shape[3];
     int64_t O = to->shape[1], OH = to->shape[2], OW = to->shape[3];
-    double *ua = malloc((size_t)(O * C * 36) * sizeof *ua), *da = malloc((size_t)(C * 36) * sizeof *da);
+    double *ua = malloc((size_t)(O * C * P) * sizeof *ua), *da = malloc((size_t)(C * P) * sizeof *da);
     for (int64_t k = 0; k < O * C; k++) {
-        float u[36];
-        wino_kernel(w + k * 9, u);
-        for (int q = 0; q < 36; q++) ua[k * 36 + q] = fabs((double)u[q]);
+        float u[WINO_PMAX];
+        wino_kernel(m, w + k * 9, u);
+        for (int q = 0; q < P; q++) ua[k * P + q] = fabs((double)u[q]);
     }
     double F = sqrt((double)(C < WINO_CHUNK ? C : WINO_CHUNK)) + sqrt((double)((C + WINO_CHUNK - 1) / WINO_CHUNK)) + 12;
     /* the tiles of each phase's sub-grid (dilation 1: one phase, the image): outputs
@@ -1386,37 +1391,37 @@ static void bound_winograd(const Graph *g, const Node *n, const float *x, float 
     for (int64_t nn = 0; nn < N; nn++)
         for (int64_t ph = 0; ph < dl[0] && ph < OH; ph++)
         for (int64_t pw = 0; pw < dl[1] && pw < OW; pw++)
-        for (int64_t oy0 = ph; oy0 < OH; oy0 += 4 * dl[0])
-            for (int64_t ox0 = pw; ox0 < OW; ox0 += 4 * dl[1]) {
+        for (int64_t oy0 = ph; oy0 < OH; oy0 += m * dl[0])
+            for (int64_t ox0 = pw; ox0 < OW; ox0 += m * dl[1]) {
                 for (int64_t c = 0; c < C; c++) { /* |Bᵀ| |d| |B| */
                     double d[6][6], t1[6][6];
-                    for (int r = 0; r < 6; r++)
-                        for (int q = 0; q < 6; q++) {
+                    for (int r = 0; r < T; r++)
+                        for (int q = 0; q < T; q++) {
                             int64_t iy = oy0 - p[0] + r * dl[0], ix = ox0 - p[1] + q * dl[1];
                             double v = iy >= 0 && iy < H && ix >= 0 && ix < W ? fabs(x[((nn * C + c) * H + iy) * W + ix]) : 0;
                             d[r][q] = isfinite(v) ? v : 0;
                         }
-                    for (int a = 0; a < 6; a++)
-                        for (int q = 0; q < 6; q++) {
+                    for (int a = 0; a < T; a++)
+                        for (int q = 0; q < T; q++) {
                             t1[a][q] = 0;
-                            for (int r = 0; r < 6; r++) t1[a][q] += fabs(BT[a][r]) * d[r][q];
+                            for (int r = 0; r < T; r++) t1[a][q] += fabs(BT[a][r]) * d[r][q];
                         }
-                    for (int a = 0; a < 6; a++)
-                        for (int b = 0; b < 6; b++) {
+                    for (int a = 0; a < T; a++)
+                        for (int b = 0; b < T; b++) {
                             double v = 0;
-                            for (int q = 0; q < 6; q++) v += t1[a][q] * fabs(BT[b][q]);
-                            da[c * 36 + a * 6 + b] = v;
+                            for (int q = 0; q < T; q++) v += t1[a][q] * fabs(BT[b][q]);
+                            da[c * P + a * T + b] = v;
                         }
                 }
                 for (int64_t o = 0; o < O; o++) {
-                    double S[36] = {0};
+                    double S[WINO_PMAX] = {0};
                     for (int64_t c = 0; c < C; c++)
-                        for (int q = 0; q < 36; q++) S[q] += ua[(o * C + c) * 36 + q] * da[c * 36 + q];
-                    for (int64_t i = 0; i < 4 && oy0 + i * dl[0] < OH; i++)
-                        for (int64_t j = 0; j < 4 && ox0 + j * dl[1] < OW; j++) {
+                        for (int q = 0; q < P; q++) S[q] += ua[(o * C + c) * P + q] * da[c * P + q];
+                    for (int64_t i = 0; i < m && oy0 + i * dl[0] < OH; i++)
+                        for (int64_t j = 0; j < m && ox0 + j * dl[1] < OW; j++) {
                             double e = 0;
-                            for (int a = 0; a < 6; a++)
-                                for (int b = 0; b < 6; b++) e += fabs(AT[i][a]) * fabs(AT[j][b]) * S[a * 6 + b];
+                            for (int a = 0; a < T; a++)
+                                for (int b = 0; b < T; b++) e += fabs(AT[i][a]) * fabs(AT[j][b]) * S[a * T + b];
                             s[((nn * O + o) * OH + oy0 + i * dl[0]) * OW + ox0 + j * dl[1]] += (float)(U32 * F * e);
                         }
                 }
@@ -1470,7 +1475,7 @@ static void bound_conv2d(const Graph *g, const Node *n, const float *x, const fl
                     }
                     s[((nn * O + o) * OH + y) * OW + xx] = acc_bound(&a, dbl);
                 }
-    if (!dbl && n->algo == CONV_ALGO_WINOGRAD43) bound_winograd(g, n, x, s);
+    if (!dbl && ir_winograd_m(n)) bound_winograd(g, n, x, s);
 }
 
 /* interp_conv_transpose2d's gather; weight layout [C_in, O/groups, kh, kw] */
@@ -1885,7 +1890,7 @@ static void count_rewrites(const Graph *g0, const Graph *g, int *rw) {
             rw[RW_FUSE_RES] += n->epi[k].residual >= 0;
         }
         rw[RW_INPLACE] += n->inplace;
-        rw[RW_WINOGRAD] += n->algo == CONV_ALGO_WINOGRAD43;
+        rw[RW_WINOGRAD] += ir_winograd_m(n) != 0;
         rw[RW_FUSE_DW] += n->algo == CONV_ALGO_DW_ROWS;
         rw[RW_CONCAT] += n->op == OP_CONCAT && n->concat_elim;
     }
