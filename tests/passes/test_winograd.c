@@ -44,7 +44,9 @@ static const char *layers_src = "input x: [1, 16, 28, 24]\n"
                                 "l = conv2d(b, 16, kernel=3, pad=4, dilation=4)\n" /* 7x6 sub-grids */
                                 "m = conv2d(x, 130, kernel=1)\n"
                                 "q = conv2d(m, 16, kernel=3, pad=1)\n"             /* 130 in channels */
-                                "output c, d, e, f, h, k, i, l, q\n";
+                                "u = conv2d(x, 260, kernel=1)\n"
+                                "v = conv2d(u, 16, kernel=3, pad=1)\n"             /* 260 in channels */
+                                "output c, d, e, f, h, k, i, l, q, v\n";
 
 Test(winograd, takes_the_layers_that_pay_and_says_why_not_for_the_others) {
     Graph *ref = tu_load_text(layers_src, 3), *g = tu_load_text(layers_src, 3);
@@ -60,14 +62,15 @@ Test(winograd, takes_the_layers_that_pay_and_says_why_not_for_the_others) {
                           "winograd: h declined: output 24x20 is 30 tiles of 4x4 (fewer than 32",
                           "winograd: k declined: output 7x6 (smaller than 8x8",
                           "winograd: l declined: dilation 4x4: sub-grids of 7x6 outputs (smaller than 8x8",
-                          "winograd: q declined: 130 input channels (more than 128: ",
-                          "winograd: 4 of 11 3x3 convolutions by Winograd F(4,3) (tolerance 1.0e-05)\n"};
+                          "winograd: q declined: 130 input channels and 42 tiles of 4x4 (more than 128 channels need 128 tiles",
+                          "winograd: v declined: 260 input channels (more than 256: ",
+                          "winograd: 4 of 12 3x3 convolutions by Winograd F(4,3) (tolerance 1.0e-05)\n"};
     for (size_t k = 0; k < sizeof want / sizeof *want; k++) cr_expect(strstr(rep, want[k]), "no '%s' in:\n%s", want[k], rep);
     for (const char *p = rep; (p = strstr(p, "rel.err ")); p += 8) {
         double e = strtod(p + 8, NULL);
         cr_expect(e > 0 && e < 1e-5, "measured rel.err %g", e);
     }
-    const char *taken = "abeg", *all = "abcdefghkilq";
+    const char *taken = "abeg", *all = "abcdefghkilqv";
     for (const char *p = all; *p; p++) {
         char name[2] = {*p, 0};
         bool t = strchr(taken, *p) != NULL;
@@ -88,7 +91,7 @@ Test(winograd, a_tiny_tolerance_declines_every_layer) {
     cr_assert(run_tol(g, "winograd", 1e-9, -1, &rep), "%s", rep);
     cr_expect(strstr(rep, "winograd: a declined: rel.err "), "%s", rep);
     cr_expect(strstr(rep, "> tolerance 1.0e-09\n"), "%s", rep);
-    cr_expect(strstr(rep, "winograd: 0 of 11 3x3 convolutions"), "%s", rep);
+    cr_expect(strstr(rep, "winograd: 0 of 12 3x3 convolutions"), "%s", rep);
     for (int i = 0; i < g->nodes.len; i++) cr_expect_eq(ir_node(g, i)->algo, CONV_ALGO_DIRECT);
     free(rep);
     ir_graph_free(g);
@@ -117,8 +120,8 @@ Test(winograd, pass_limit_repeats_and_the_ir_dump) {
     ir_graph_free(g);
     g = tu_load_text(layers_src, 3);
     cr_assert(run_tol(g, "winograd,winograd", PASS_WINOGRAD_TOL_DEFAULT, -1, &rep), "%s", rep);
-    const char *first = strstr(rep, "winograd: 4 of 11 3x3 convolutions");
-    cr_expect(first && strstr(first + 1, "winograd: 4 of 11 3x3 convolutions"), "%s", rep);
+    const char *first = strstr(rep, "winograd: 4 of 12 3x3 convolutions");
+    cr_expect(first && strstr(first + 1, "winograd: 4 of 12 3x3 convolutions"), "%s", rep);
     free(rep);
     PassCtx c = {.winograd_tol = PASS_WINOGRAD_TOL_DEFAULT, .budget = -1, .pass = "winograd", .repeat = true};
     Diags d;
