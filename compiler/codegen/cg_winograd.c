@@ -4,22 +4,30 @@
  * positions) and F(2,3) (m = 2: 4×4 tiles, 16 positions) come from this one code path.
  *
  * A work item is one block of nb output tiles (tiles numbered over images, tile rows and tile
- * columns, so blocks are even across rows) and one block of K output-channel vectors; items run
- * output-block-major (ob · nblk + blk), so consecutive items on a thread reuse one block's
- * transformed weights from L2. Per item:
+ * columns, so blocks are even across rows) and one group of gob blocks of K output-channel
+ * vectors (GROUP_CHANNELS channels: one block with AVX-512, three with AVX2); items run
+ * group-major (og · nblk + blk), so consecutive items on a thread reuse one group's transformed
+ * weights from L2. Per item:
  *   1. the input transform Bᵀ d B of each tile and input-channel vector into V[P][nb][C],
  *      a stack buffer of the item (never a whole transformed tensor); interior tiles load
  *      straight, border tiles replace reads outside the image by zeros (the padding);
+ *   then per output block of the group:
  *   2. per position p of the P, per chunk of 64 input channels, per register tile of nt tiles ×
  *      K vectors (as the direct conv's P pixels × K vectors: per input channel K weight vectors
  *      and nt broadcasts for nt·K FMAs), the sum over the chunk, stored to or added to
- *      M[P][nb][K·vw]: the chunk's weights stay in L1 across the register tiles;
+ *      M[P][nb][K·vw]: the chunk's weights stay in L1 across the register tiles, and each
+ *      channel step prefetches a line of the next chunk's (the first register tile would wait on
+ *      memory otherwise: inside ResNet-18 the 14² F(2,3) layers took 0.97 ms with it, 1.12 ms
+ *      without, the 28² F(4,3) ones 0.68 and 0.77, 1 thread, AVX-512);
  *   3. per tile and vector, the output transform Aᵀ m A, then the bias and the node's epilogue
  *      (fused activations, residual adds) and the store; output pixels past the image (partial
  *      tiles at the right and bottom) are not stored, nor are the tiles a last block repeats.
- * The input transform is redone per output block (about a tenth of a block's GEMM); items that
- * computed all their blocks from one transform were slower inside ResNet-18, where all blocks'
- * weights no longer stay in L2. Weights: U = G g Gᵀ per (o, c) in double (winograd.h), rounded
+ * The input transform is redone per group (about a tenth of a 64-channel group's GEMM); items
+ * that computed all their blocks from one transform were slower inside ResNet-18, where all
+ * blocks' weights no longer stay in L2; with AVX2 a block is 24 channels, and transforms per
+ * block took a quarter of the time: groups of three made ResNet-18's F(4,3) layers 1.4× faster
+ * inside the model at 1 thread (56²: 1.07 -> 0.76 ms, 28²: 1.32 -> 0.96) and its 14² F(2,3)
+ * ones 1.3× (2.0 -> 1.51). Weights: U = G g Gᵀ per (o, c) in double (winograd.h), rounded
  * once, packed [oc block][p][c][K·vw] (zero past O); the bias padded to O + vw. */
 #include <stdlib.h>
 #include <string.h>
@@ -29,11 +37,22 @@
 
 /* The item's buffers (transformed inputs V, GEMM results M) live on its thread's stack:
  * BUF_BYTES when a register tile fits in it, else one register tile, at most BUF_MAX_BYTES (the
- * tile narrowed to fit). 64 KiB and 1 MiB buffers measured the same on ResNet-18 and its layers
- * (consecutive items, output-block-major, find a block's transformed weights in L2 either way);
- * small frames leave the kernel usable on threads with small stacks, and the task function
- * probes its stack (a stack too small faults at its guard page instead of running past it). */
-enum { BUF_BYTES = 64 * 1024, BUF_MAX_BYTES = 256 * 1024 };
+ * tile narrowed to fit). 64 KiB and 1 MiB buffers measured the same on ResNet-18's 56² and 28²
+ * layers (consecutive items, output-block-major, find a block's transformed weights in L2 either
+ * way); small frames leave the kernel usable on threads with small stacks, and the task function
+ * probes its stack (a stack too small faults at its guard page instead of running past it).
+ * Except: when all tiles of the layer fit in WHOLE_BYTES and there are at least WHOLE_MIN_ITEMS
+ * output-block groups to share among threads, one item takes every tile, so that each transformed
+ * weight is read from memory once per inference and serves all tiles from L1: F(2,3) on ResNet's
+ * 14²×256 layers (49 tiles, 1 MB of V and M, 4 MB of weights streamed per layer) took 0.95 ms so
+ * inside ResNet-18 at 1 thread (AVX-512), 1.22 ms in items of 6 tiles (each block's 1 MB of
+ * weights re-read by 9 items), direct 1.15 ms. That frame needs a thread stack of 1 MiB and more
+ * (glibc's default is 8 MiB; the task function probes it). */
+enum { BUF_BYTES = 64 * 1024, BUF_MAX_BYTES = 256 * 1024, WHOLE_BYTES = 1024 * 1024, WHOLE_MIN_ITEMS = 4 };
+
+/* An item computes GROUP_CHANNELS output channels (the fewest blocks that reach it) from one
+ * input transform: one block of 64 with AVX-512, three of 24 with AVX2 (see the header). */
+enum { GROUP_CHANNELS = 64 };
 
 typedef struct Wino {
     const Node *n;
@@ -49,6 +68,7 @@ typedef struct Wino {
     int64_t nblk;           /* tile blocks */
     int K[2];               /* vectors per output block: [0] full blocks, [1] the tail (0: none) */
     int64_t nfull, nob;     /* full output blocks, all of them */
+    int64_t gob, nog;       /* output blocks per item (sharing one input transform), items per tile block */
     int64_t last_lanes;     /* valid lanes of the tail block's last vector (1..vw) */
     int64_t ncv, cpad;      /* input channel vectors; channels padded to them */
     int64_t ublock;         /* floats of U per full block */
@@ -56,19 +76,6 @@ typedef struct Wino {
     /* per work item, at run time */
     LLVMValueRef in_base, out_base, V, M, t0;
 } Wino;
-
-/* A buffer of the task function, allocated once in its entry block (not per work item). */
-static LLVMValueRef entry_alloca(Cg *cg, int64_t floats, const char *name) {
-    LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(cg->fn);
-    LLVMBuilderRef b = LLVMCreateBuilderInContext(cg->ctx);
-    LLVMValueRef first = LLVMGetFirstInstruction(entry);
-    if (first) LLVMPositionBuilderBefore(b, first);
-    else LLVMPositionBuilderAtEnd(b, entry);
-    LLVMValueRef a = LLVMBuildAlloca(b, LLVMArrayType2(cg->t_f32, (uint64_t)floats), name);
-    LLVMSetAlignment(a, 64);
-    LLVMDisposeBuilder(b);
-    return a;
-}
 
 /* Loads and stores of the item's buffers: offsets are multiples of vw floats from 64 bytes. */
 static LLVMValueRef buf_load(Cg *cg, LLVMValueRef p) { return tile_wload(cg, p); }
@@ -255,9 +262,10 @@ static void store_pixel(Cg *cg, const Wino *w, LLVMValueRef v, LLVMValueRef bias
 /* One register tile's sums over input channels [lo, hi) at one position: nt tiles (from vp in V,
  * consecutive tiles cpad floats apart) × K vectors of weights (from up, kvw floats per channel),
  * written to M at mp (the first chunk) or added to it: summing in chunks of WINO_CHUNK
- * channels halves F(4,3)'s error at 256 channels and more (winograd.h). */
+ * channels halves F(4,3)'s error at 256 channels and more (winograd.h). Each channel step
+ * prefetches the line `pf` floats past its weights, in the next chunk (as cg_gemm.c's tiles). */
 static void gemm_chunk(Cg *cg, const Wino *w, int K, LLVMValueRef up, LLVMValueRef vp, LLVMValueRef mp, LLVMValueRef lo,
-                       LLVMValueRef hi, bool first) {
+                       LLVMValueRef hi, bool first, LLVMValueRef pf) {
     int vw = cg->vw, nt = w->nt, nacc = nt * K;
     int64_t kvw = (int64_t)K * vw;
     LLVMValueRef acc[TILE_MAX_VALS];
@@ -268,6 +276,7 @@ static void gemm_chunk(Cg *cg, const Wino *w, int K, LLVMValueRef up, LLVMValueR
     LLVMValueRef wv[4];
     LLVMValueRef uc = cg_gep(cg, up, cg_mulc(cg, lc.iv, kvw));
     for (int k = 0; k < K; k++) wv[k] = tile_wload(cg, cg_gep(cg, uc, cg_i64(cg, (int64_t)k * vw)));
+    cg_prefetch(cg, cg_gep(cg, uc, pf), 2);
     for (int t = 0; t < nt; t++) {
         LLVMValueRef x = LLVMBuildLoad2(cg->b, cg->t_f32, cg_gep(cg, vp, cg_addc(cg, lc.iv, t * w->cpad)), "v");
         LLVMValueRef xs = cg_splat(cg, x);
@@ -307,8 +316,10 @@ static void out_block(Cg *cg, Wino *w, int v, LLVMValueRef ob) {
         }
         cg_loop_begin(cg, &ls, cg_i64(cg, 0), cg_i64(cg, w->nsub), 1, "sub");
         LLVMValueRef pt = cg_add(cg, cg_mulc(cg, lp.iv, nb), cg_mulc(cg, ls.iv, nt)); /* p·nb + first tile */
+        /* register tile s prefetches line s mod K of each step's weights in the next chunk */
+        LLVMValueRef pf = cg_addc(cg, cg_mulc(cg, cg_remc(cg, ls.iv, K), vw), cb * kvw);
         gemm_chunk(cg, w, K, up, cg_gep(cg, w->V, cg_mulc(cg, pt, w->cpad)), cg_gep(cg, w->M, cg_mulc(cg, pt, kvw)), lo,
-                   hi, first);
+                   hi, first, pf);
         cg_loop_end(cg, &ls);
         if (!first) cg_loop_end(cg, &lq);
     }
@@ -357,20 +368,24 @@ static void out_block(Cg *cg, Wino *w, int v, LLVMValueRef ob) {
     cg_loop_end(cg, &lt);
 }
 
-/* One work item: (output block, tile block), output-block-major. */
+/* One work item: (group of gob output blocks, tile block), group-major: one input transform for
+ * the group's blocks. */
 static void wino_body(Cg *cg, LLVMValueRef item, void *user) {
     Wino *w = user;
-    LLVMValueRef blk = cg_remc(cg, item, w->nblk), ob = cg_divc(cg, item, w->nblk);
+    LLVMValueRef blk = cg_remc(cg, item, w->nblk), og = cg_divc(cg, item, w->nblk);
     w->in_base = cg_view_ptr(cg, &w->in, cg_i64(cg, 0));
     w->out_base = cg_view_ptr(cg, &w->out, cg_i64(cg, 0));
     w->t0 = cg_mulc(cg, blk, w->nb);
     if (!w->V) {
-        LLVMAddTargetDependentFunctionAttr(cg->fn, "probe-stack", "inline-asm");
-        w->V = entry_alloca(cg, w->P * w->nb * w->cpad, "wino_v");
-        w->M = entry_alloca(cg, w->P * w->nb * w->K[0] * cg->vw, "wino_m");
+        w->V = cg_entry_alloca(cg, w->P * w->nb * w->cpad, "wino_v");
+        w->M = cg_entry_alloca(cg, w->P * w->nb * w->K[0] * cg->vw, "wino_m");
     }
     input_transform(cg, w);
     bool tail = w->K[1] > 0;
+    CgLoop lo;
+    LLVMValueRef ob0 = cg_mulc(cg, og, w->gob);
+    if (w->gob > 1) cg_loop_begin(cg, &lo, ob0, cg_min(cg, cg_addc(cg, ob0, w->gob), cg_i64(cg, w->nob)), 1, "oblk");
+    LLVMValueRef ob = w->gob > 1 ? lo.iv : ob0;
     if (w->nfull) {
         CgIf c;
         if (tail) cg_if_begin(cg, &c, LLVMBuildICmp(cg->b, LLVMIntSLT, ob, cg_i64(cg, w->nfull), ""), "full");
@@ -383,6 +398,7 @@ static void wino_body(Cg *cg, LLVMValueRef item, void *user) {
         out_block(cg, w, 1, ob);
         if (w->nfull) cg_if_end(cg, &c);
     }
+    if (w->gob > 1) cg_loop_end(cg, &lo);
 }
 
 /* ---- shapes and weights ---------------------------------------------------------------------- */
@@ -411,14 +427,15 @@ static int64_t step_cost(int64_t nt, int64_t K) {
     return c > l ? c : l;
 }
 
-/* The tile blocks: as many tiles per item as the item's buffers allow, evened out over the
- * blocks, then the register tile width that wastes the least on a block (16 tiles: 4 × 4, not
+/* The tile blocks: as many tiles per item as the item's buffers allow (all of them when they fit
+ * in WHOLE_BYTES and the output blocks alone make enough items), evened out over the blocks, then the register tile width that wastes the least on a block (16 tiles: 4 × 4, not
  * 6 + 6 + 6). */
 static void choose_blocks(Wino *w, int vw, int ntmax) {
     int64_t per_tile = (int64_t)w->P * 4 * (w->cpad + (int64_t)w->K[0] * vw); /* V and M bytes */
     int64_t nbmax = BUF_BYTES / per_tile, hard = BUF_MAX_BYTES / per_tile;
     if (nbmax < ntmax) nbmax = hard < ntmax ? hard : ntmax;
     if (nbmax < 1) nbmax = 1;
+    if (w->ntiles * per_tile <= WHOLE_BYTES && w->nog >= WHOLE_MIN_ITEMS) nbmax = w->ntiles;
     if (ntmax > nbmax) ntmax = (int)nbmax;
     w->nblk = ceil_div64(w->ntiles, nbmax);
     int64_t want = ceil_div64(w->ntiles, w->nblk), best = -1;
@@ -466,13 +483,16 @@ bool cg_winograd_conv2d(Cg *cg, const Node *n) {
     int64_t ncvo = ceil_div64(g->O, vw);
     int ntmax = 1;
     choose_tile(cg, ncvo, &w.K[0], &ntmax);
-    choose_blocks(&w, vw, ntmax);
     /* full blocks have every lane a channel; the rest, with its masked last vector, is the tail */
     w.nfull = g->O / ((int64_t)w.K[0] * vw);
     int64_t rem = g->O - w.nfull * w.K[0] * vw;
     w.K[1] = (int)ceil_div64(rem, vw);
     w.nob = w.nfull + (w.K[1] ? 1 : 0);
+    w.gob = ceil_div64(GROUP_CHANNELS, (int64_t)w.K[0] * vw);
+    if (w.gob > w.nob) w.gob = w.nob;
+    w.nog = ceil_div64(w.nob, w.gob);
     w.last_lanes = rem - (int64_t)(w.K[1] - 1) * vw;
+    choose_blocks(&w, vw, ntmax);
     w.ublock = w.P * g->C * w.K[0] * vw;
 
     /* U[block][p][c][K·vw] */
@@ -505,6 +525,6 @@ bool cg_winograd_conv2d(Cg *cg, const Node *n) {
         w.tab = cg_weights(cg, tab, 2 * w.tpi, name);
         free(tab);
     }
-    cg_parallel(cg, "conv2d_winograd", w.nob * w.nblk, wino_body, &w);
+    cg_parallel(cg, "conv2d_winograd", w.nog * w.nblk, wino_body, &w);
     return true;
 }
