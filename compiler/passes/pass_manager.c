@@ -21,7 +21,7 @@ const PassInfo pass_table[] = {
     {"split3x3", pass_split3x3, GF_WEIGHTS, GF_ANY, 0,
      "3x3 conv -> 1x3 then 3x1 where exact (or within --split-tol)"},
     {"winograd", pass_winograd, GF_WEIGHTS, GF_ANY, 0,
-     "3x3 stride-1 convs by Winograd F(4,3) where it pays and its error is within --winograd-tol"},
+     "3x3 stride-1 convs by Winograd F(4,3) or F(2,3) where it pays and its error is within --winograd-tol"},
     {"fuse-act", pass_fuse_act, 0, GF_ANY, GF_EPILOGUES,
      "activations and residual adds into the producer's epilogue"},
     {"inplace", pass_inplace, 0, GF_ANY, GF_INPLACE, "elementwise ops overwrite their input where safe"},

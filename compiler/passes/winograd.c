@@ -1,57 +1,88 @@
-/* winograd.c — mark 3×3 convolutions to be computed by Winograd F(4,3) where that pays and its
- * float error is within --winograd-tol.
+/* winograd.c — mark 3×3 convolutions to be computed by Winograd F(4,3) or F(2,3) where that pays
+ * and its float error is within --winograd-tol.
  *
  * Requires: a verified graph with bound weights, after fold-bn and split3x3 (the check measures
  * the weights that will run; fold-bn after this pass rescales output channels, which leaves each
  * channel's own relative error as it was, though the measure over all channels may move).
  * Eligible: conv2d, 3×3, stride 1, groups 1, any padding and dilation (ir_winograd_eligible): a
- *   conv of dilation d is d·d stride-1 convs on the phases' sub-grids (outputs p, p + d, ...
- *   reading inputs p - pad + d·k), which the kernel tiles separately, so the error check below
- *   holds for it as it is.
- * Per eligible layer:
- *   Cost: only where it should pay: input channels 16 ≤ C ≤ 128, output channels O ≥ 16, an output of
- *     at least 8×8 and at least 32 output tiles (N·⌈OH/4⌉·⌈OW/4⌉). F(4,3) takes 36 multiplies per
- *     4×4 tile and channel pair instead of 144, but each tile costs an input and an output
- *     transform per channel (few channels: the transforms dominate), partial tiles at the borders
- *     are computed whole (small outputs: 7×7 computes 8×8), and the transformed weights are 4×
- *     the direct ones, read from memory once per inference: each must serve enough tiles. Measured
- *     at 1 thread (AVX-512), each layer alone: 56×56 (196 tiles, 64 channels) 2.8× faster than
- *     direct, 28×28 (49 tiles, 128) 2×, 14×14 (16 tiles, 256) 1.4×; inside ResNet-18, where the
- *     transformed weights come from memory (9.4 MB per 14×14 layer), the 14×14 layers were slower
- *     than direct and the others stayed well ahead. Above 128 input channels an output block's
- *     transformed weights (36·C floats per output channel, 2.4 MB for a block of 64 at C = 256)
- *     no longer stay in L2 across the items of the block, each item transforms only a few tiles
- *     (its buffers hold 36 transformed values per tile and channel), and the weights stream from
- *     memory per item: slower than direct wherever measured, e.g. the ASPP head's rate-4 branch
- *     (256 channels, 33², 81 tiles of the phases' sub-grids) 6.3 ms against 5.8 direct, FCN's
- *     head (2048 channels, 65²) 1631 ms against 581. A schedule that transforms the whole input
- *     first (ncnn's) would serve those; this kernel does not have one yet.
- *   Error: on a seeded random input patch of 2×2 tiles (10×10 inputs, all inside the image, so no
- *     tap reads padding) at the layer's full input-channel depth, with its real weights, F(4,3)
+ * conv of dilation d is d·d stride-1 convs on the phases' sub-grids (outputs p, p + d, ...
+ * reading inputs p - pad + d·k), which the kernel tiles separately: the size rules below apply
+ * to a sub-grid, and the error check holds for it as it is.
+ * Per eligible layer, F(4,3) where it pays, else F(2,3) where it pays, else direct; where F(4,3)
+ * pays but exceeds the tolerance, F(2,3) (about 10× more accurate) when it pays too.
+ *   Cost: F(m,3) takes (m+2)² multiplies per m×m tile and channel pair instead of 9m² (F(4,3):
+ *     36 for 16 outputs, F(2,3): 16 for 4), but each tile costs an input and an output transform
+ *     per channel (few channels: the transforms dominate), partial tiles at the borders are
+ *     computed whole (7×7 computes 8×8 by F(4,3)), and the transformed weights are (m+2)²/9 times
+ *     the direct ones (4× and 1.8×), read from memory once per inference: each must serve enough
+ *     tiles. So F(m,3) pays when:
+ *       input channels C and output channels O ≥ 16 for F(4,3), ≥ 64 for F(2,3) (ResNet's 64-512
+ *       are all it was measured on), an output of at least 2m × 2m, and at least 32 output tiles
+ *       of m×m (N·⌈OH/m⌉·⌈OW/m⌉).
+ *     On ResNet's layers that is F(4,3) at 56² (196 tiles) and 28² (49), F(2,3) at 14² (49 tiles
+ *     of 2×2; 16 of 4×4), direct at 7² (16 tiles of 2×2). Measured inside the models (the
+ *     transformed weights come from memory, unlike a layer run alone), ms per layer, median of
+ *     the layers of a kind and of 3 runs of 30 inferences alternating the contenders (all layers
+ *     forced to one algorithm), 1 thread, netc -O2, 2026-12-02, a 2-core VM whose speed swings:
+ *                               AVX-512 (rocketlake)            AVX2 (--cpu=x86-64-v3)
+ *                          direct  F(4,3)  F(2,3)           direct  F(4,3)  F(2,3)
+ *       ResNet-18 56²×64     1.17    0.47    0.71             2.30    0.76    1.08
+ *                 28²×128    1.13    0.64    0.73             2.36    0.96    1.36
+ *                 14²×256    1.08    1.15    0.92             2.01    1.41    1.51
+ *                  7²×512    1.46    3.12    1.84             2.13    3.18    2.24
+ *       ResNet-50 56²×64     1.21    0.50    0.73             2.32    0.78    1.07
+ *                 28²×128    1.15    0.71    0.75             2.28    0.99    1.34
+ *                 14²×256    1.09    1.18    0.92             1.99    1.36    1.51
+ *                  7²×512    1.57    3.14    1.91             2.08    3.20    2.09
+ *     F(2,3) at 14² is the fastest with AVX-512 and second with AVX2, where F(4,3) would gain 8 %
+ *     more; the choice is the graph's, the same for every CPU variant of a fat artifact, so it
+ *     takes the one ahead of direct on both. At 7²×512 F(2,3) streams 16.8 MB of weights for 16
+ *     tiles: never ahead. Alone (weights warm in cache) the 14² layer takes 0.84 ms by F(2,3),
+ *     0.85 by F(4,3), 1.12 direct (AVX-512).
+ *     Wider layers, measured the same way (all layers of the model forced to one algorithm, AVX-512,
+ *     1 thread, ms per layer):
+ *                                                 direct  F(4,3)  F(2,3)
+ *       VGG-16 224²×64                             19.7     7.4    11.8
+ *              56²×256                             18.4    13.6    11.0
+ *              28²×256 -> 512                       8.8     7.9     6.1
+ *              28²×512                             18.4    27.5    18.7
+ *              14²×512                              4.5    11.2     5.9
+ *       ASPP head (33²×256) rate 4 (sub-grids 9²)   5.8     6.5     4.6
+ *                           rate 8 (5²)             5.0     6.3     4.5
+ *                           rate 12 (3²)            4.1     9.7     6.5
+ *       FCN-ResNet50 (520²) head, 65²×2048        581    1631       -   (F(4,3) before items took
+ *                                                                      every tile that fits)
+ *     So F(4,3) takes at most 128 input channels (above, F(2,3)'s 2.25× smaller transformed
+ *     weights win) and neither more than 256 (the transformed weights no longer fit an item's
+ *     share of the cache and stream from memory for a few tiles at a time); a dilated layer's
+ *     size rules apply to its sub-grids (rate 12 on 33²: 3×3, declined).
+ *   Error: on a seeded random input patch of 2×2 tiles ((2m+2)² inputs, all inside the image, so
+ *     no tap reads padding) at the layer's full input-channel depth, with its real weights, F(m,3)
  *     computed in float in the kernel's order (winograd.h: weights transformed in double and
  *     rounded, Bᵀ d B and Aᵀ m A as the kernel evaluates them, each position's sum over input
  *     channels in the kernel's chunks) against direct convolution in double; the error is
  *     max|Δ| / max|ref| over the patch's outputs for a sample of output channels (all of them
  *     while C·O is small, else evenly spaced, at least 8: the check costs about 4M
- *     multiply-adds, 2-3 ms, per layer). The kernel fuses multiply-adds the check rounds twice: it is checked from slightly
- *     above. The layer stays direct when the error exceeds the tolerance.
- * Rewrites: sets Node.algo = CONV_ALGO_WINOGRAD43 (one rewrite per layer, for --pass-limit);
- * nothing else changes, so every fact an earlier pass made (epilogues, in-place nodes, concat
- * slices) is kept; the code generator honours them in its store step.
+ *     multiply-adds, 2-3 ms, per layer and tile size). The kernel fuses multiply-adds the check
+ *     rounds twice: it is checked from slightly above. ResNet-18's layers measure 2.4-6e-6 by
+ *     F(4,3), 2-4e-7 by F(2,3).
+ * Rewrites: sets Node.algo = CONV_ALGO_WINOGRAD43 or CONV_ALGO_WINOGRAD23 (one rewrite per layer,
+ * for --pass-limit); nothing else changes, so every fact an earlier pass made (epilogues, in-place
+ * nodes, concat slices) is kept; the code generator honours them in its store step.
  * Guarantees: outputs unchanged up to the tolerance. Invalidates: nothing. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "passes.h"
 #include "winograd.h"
 
 enum {
     MIN_CHANNELS = 16,
-    WIDE_CHANNELS = 128,  /* above: MIN_WIDE_TILES */
-    MAX_IN_CHANNELS = 256,
-    MIN_OUT = 8,
+    MIN_CHANNELS23 = 64,
+    MAX_IN_CHANNELS = 256, /* above: the transformed weights stream from memory a few tiles at a time */
+    MAX_CHANNELS43 = 128,  /* above: F(2,3), whose transformed weights are 2.25x smaller */
     MIN_TILES = 32,
-    MIN_WIDE_TILES = 128,
     PATCH_TILES = 2,
     CHECK_MACS = 4000000
 };
@@ -136,44 +167,56 @@ static double winograd_error(int m, const float *W, int64_t O, int64_t C, uint64
     return !finite ? NAN : max_d == 0 ? 0 : max_d / max_r;
 }
 
-/* Tiles of one output dimension of `len` pixels at dilation d: the phases' sub-grids (pixels
- * p, p + d, ...) are tiled separately. */
-static int64_t dim_tiles(int64_t len, int64_t d) {
+/* Tiles of m along one output dimension of `len` pixels at dilation d: the phases' sub-grids
+ * (pixels p, p + d, ...) are tiled separately. */
+static int64_t dim_tiles(int64_t len, int64_t d, int m) {
     int64_t t = 0;
-    for (int64_t p = 0; p < d && p < len; p++) t += ((len - p + d - 1) / d + 3) / 4;
+    for (int64_t p = 0; p < d && p < len; p++) t += ((len - p + d - 1) / d + m - 1) / m;
     return t;
 }
 
-/* Why a layer would not pay, or NULL when it should. A dilated conv is d·d stride-1 convs on
- * sub-grids of about (OH/d)×(OW/d): the size rules apply to a sub-grid. */
-static const char *no_gain(const Graph *g, const Node *n, char *buf, size_t cap) {
+/* Output tiles of m×m of n (all images, all phases). */
+static int64_t tiles_of(const Graph *g, const Node *n, int m) {
+    const Tensor *y = ir_tensor(g, n->out);
+    int64_t dl[2];
+    ir_attr_pair(n, "dilation", dl);
+    return y->shape[0] * dim_tiles(y->shape[2], dl[0], m) * dim_tiles(y->shape[3], dl[1], m);
+}
+
+/* Whether F(m,3) should pay on n (the header's cost model); if not, "F(m,3): why" appended to buf
+ * (after a "; "). */
+static bool pays(const Graph *g, const Node *n, int m, char *buf, size_t cap) {
     const Tensor *x = ir_tensor(g, n->in[0]), *y = ir_tensor(g, n->out);
     int64_t dl[2];
     ir_attr_pair(n, "dilation", dl);
-    int64_t sh = (y->shape[2] + dl[0] - 1) / dl[0], sw = (y->shape[3] + dl[1] - 1) / dl[1];
-    int64_t tiles = y->shape[0] * dim_tiles(y->shape[2], dl[0]) * dim_tiles(y->shape[3], dl[1]);
-    if (x->shape[1] < MIN_CHANNELS || y->shape[1] < MIN_CHANNELS)
-        snprintf(buf, cap, "%lld -> %lld channels (fewer than %d: the transforms would dominate)", (long long)x->shape[1],
-                 (long long)y->shape[1], MIN_CHANNELS);
-    else if (x->shape[1] > MAX_IN_CHANNELS)
-        snprintf(buf, cap, "%lld input channels (more than %d: the transformed weights stream from memory for a "
-                 "few tiles at a time)", (long long)x->shape[1], MAX_IN_CHANNELS);
-    else if (x->shape[1] > WIDE_CHANNELS && tiles < MIN_WIDE_TILES)
-        snprintf(buf, cap, "%lld input channels and %lld tiles of 4x4 (more than %d channels need %d tiles: the "
-                 "transformed weights stream from memory for a few tiles at a time)", (long long)x->shape[1],
-                 (long long)tiles, WIDE_CHANNELS, MIN_WIDE_TILES);
-    else if ((dl[0] > 1 || dl[1] > 1) && (sh < MIN_OUT || sw < MIN_OUT))
-        snprintf(buf, cap, "dilation %lldx%lld: sub-grids of %lldx%lld outputs (smaller than %dx%d: partial tiles)",
-                 (long long)dl[0], (long long)dl[1], (long long)sh, (long long)sw, MIN_OUT, MIN_OUT);
-    else if (y->shape[2] < MIN_OUT || y->shape[3] < MIN_OUT)
-        snprintf(buf, cap, "output %lldx%lld (smaller than %dx%d: partial tiles)", (long long)y->shape[2],
-                 (long long)y->shape[3], MIN_OUT, MIN_OUT);
+    long long C = x->shape[1], O = y->shape[1], tiles = tiles_of(g, n, m);
+    long long OH = (y->shape[2] + dl[0] - 1) / dl[0], OW = (y->shape[3] + dl[1] - 1) / dl[1]; /* a sub-grid */
+    bool dil = dl[0] > 1 || dl[1] > 1;
+    int minc = m == 4 ? MIN_CHANNELS : MIN_CHANNELS23, mino = 2 * m;
+    size_t len = strlen(buf);
+    char *p = buf + len;
+    int at = snprintf(p, cap - len, "%sF(%d,3): ", len ? "; " : "", m);
+    p += at, cap -= len + (size_t)at;
+    if (C < minc || O < minc)
+        snprintf(p, cap, "%lld -> %lld channels (fewer than %d: %s)", C, O, minc,
+                 m == 4 ? "the transforms would dominate" : "not measured below");
+    else if (C > MAX_IN_CHANNELS)
+        snprintf(p, cap, "%lld input channels (more than %d: the transformed weights stream from memory for a few "
+                 "tiles at a time)", C, MAX_IN_CHANNELS);
+    else if (OH < mino || OW < mino)
+        snprintf(p, cap, "%s %lldx%lld (smaller than %dx%d: partial tiles)", dil ? "dilated: sub-grids of" : "output", OH,
+                 OW, mino, mino);
     else if (tiles < MIN_TILES)
-        snprintf(buf, cap, "output %lldx%lld is %lld tiles of 4x4 (fewer than %d: each transformed weight would serve "
-                 "too few)", (long long)y->shape[2], (long long)y->shape[3], (long long)tiles, MIN_TILES);
-    else
-        return NULL;
-    return buf;
+        snprintf(p, cap, "output %lldx%lld is %lld tiles of %dx%d (fewer than %d: each transformed weight would serve too "
+                 "few)", (long long)y->shape[2], (long long)y->shape[3], tiles, m, m, MIN_TILES);
+    else if (m == 4 && C > MAX_CHANNELS43)
+        snprintf(p, cap, "%lld input channels (more than %d: F(2,3)'s smaller transformed weights measured faster)", C,
+                 MAX_CHANNELS43);
+    else {
+        buf[len] = 0;
+        return true;
+    }
+    return false;
 }
 
 static uint64_t name_seed(const char *s) {
@@ -183,7 +226,7 @@ static uint64_t name_seed(const char *s) {
 }
 
 bool pass_winograd(Graph *g, PassCtx *c) {
-    int chosen = 0, seen = 0, changed = 0;
+    int chosen = 0, chosen_m[2] = {0, 0}, seen = 0, changed = 0;
     for (int i = 0; i < g->nodes.len; i++) {
         Node *n = ir_node(g, i);
         if (n->dead || n->op != OP_CONV2D) continue;
@@ -192,11 +235,11 @@ bool pass_winograd(Graph *g, PassCtx *c) {
         if (k[0] != 3 || k[1] != 3) continue;
         seen++;
         if (ir_winograd_m(n)) { /* an earlier run chose it */
-            chosen++;
+            chosen++, chosen_m[ir_winograd_m(n) == 2]++;
             continue;
         }
         if (n->algo != CONV_ALGO_DIRECT) continue; /* fuse-dw computes it inside its reader */
-        char why[256];
+        char why[320];
         if (!ir_winograd_eligible(g, n)) {
             ir_attr_pair(n, "stride", s);
             if (ir_attr_int(n, "groups") != 1)
@@ -205,22 +248,37 @@ bool pass_winograd(Graph *g, PassCtx *c) {
                 pass_stat(c, "%s declined: stride %lldx%lld", n->name, (long long)s[0], (long long)s[1]);
             continue;
         }
-        int m = 4;
-        if (no_gain(g, n, why, sizeof why)) {
+        /* F(4,3) where it pays, else F(2,3) where it pays; F(2,3) also where F(4,3) pays but
+           exceeds the tolerance (it measured faster than direct wherever F(4,3) pays) */
+        const Tensor *w = ir_weight(g, n, "weight");
+        int m = 0, tm[2], ntried = 0;
+        double err = 0, errs[2];
+        why[0] = 0;
+        for (int k = 4; k >= 2 && !m; k -= 2) {
+            if (!pays(g, n, k, why, sizeof why)) continue;
+            tm[ntried] = k;
+            errs[ntried] = winograd_error(k, w->data, w->shape[0], w->shape[1], name_seed(n->name));
+            if (errs[ntried++] <= c->winograd_tol) m = k, err = errs[ntried - 1];
+        }
+        if (!ntried) {
             pass_stat(c, "%s declined: %s", n->name, why);
             continue;
         }
-        const Tensor *w = ir_weight(g, n, "weight");
-        double err = winograd_error(m, w->data, w->shape[0], w->shape[1], name_seed(n->name));
-        if (!(err <= c->winograd_tol)) {
-            pass_stat(c, "%s declined: rel.err %.1e > tolerance %.1e", n->name, err, c->winograd_tol);
+        char over[96] = ""; /* the candidates over the tolerance: "F(4,3) rel.err 2.1e-05" */
+        for (int k = 0, at = 0; k < ntried - (m != 0); k++)
+            at += snprintf(over + at, sizeof over - (size_t)at, "%sF(%d,3) rel.err %.1e", k ? ", " : "", tm[k], errs[k]);
+        if (!m) {
+            pass_stat(c, "%s declined: %s > tolerance %.1e", n->name, over, c->winograd_tol);
             continue;
         }
         if (!pass_may_rewrite(c)) break;
         n->algo = m == 2 ? CONV_ALGO_WINOGRAD23 : CONV_ALGO_WINOGRAD43;
         chosen++, changed++;
-        pass_stat(c, "%s winograd F(%d,3), rel.err %.1e", n->name, m, err);
+        chosen_m[m == 2]++;
+        if (over[0]) pass_stat(c, "%s winograd F(%d,3), rel.err %.1e (%s > tolerance)", n->name, m, err, over);
+        else pass_stat(c, "%s winograd F(%d,3), rel.err %.1e", n->name, m, err);
     }
-    pass_stat(c, "%d of %d 3x3 convolutions by Winograd F(4,3) (tolerance %.1e)", chosen, seen, c->winograd_tol);
+    pass_stat(c, "%d of %d 3x3 convolutions by Winograd: %d F(4,3), %d F(2,3) (tolerance %.1e)", chosen, seen, chosen_m[0],
+              chosen_m[1], c->winograd_tol);
     return changed > 0;
 }

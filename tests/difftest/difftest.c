@@ -1056,8 +1056,12 @@ static char *render(const GGraph *G, size_t *len) { return render_text(G, len, f
 
 /* ---- checking one graph (in a child process) --------------------------------------------- */
 
-enum { RW_FOLD, RW_SPLIT, RW_WINOGRAD, RW_FUSE_ACT, RW_FUSE_RES, RW_INPLACE, RW_CONCAT, RW_CONCAT_IN, RW_FUSE_DW, NRW };
-static const char *const rw_names[NRW] = {"fold-bn",  "split3x3",    "winograd", "fuse-act (activations)",
+enum {
+    RW_FOLD, RW_SPLIT, RW_WINOGRAD, RW_WINOGRAD23, RW_FUSE_ACT, RW_FUSE_RES, RW_INPLACE, RW_CONCAT, RW_CONCAT_IN,
+    RW_FUSE_DW, NRW
+};
+static const char *const rw_names[NRW] = {"fold-bn",  "split3x3",    "winograd F(4,3)", "winograd F(2,3)",
+                                          "fuse-act (activations)",
                                           "fuse-act (residual adds)", "inplace", "concat-elim (concats)",
                                           "concat-elim (inputs in place)", "fuse-dw"};
 
@@ -1890,7 +1894,8 @@ static void count_rewrites(const Graph *g0, const Graph *g, int *rw) {
             rw[RW_FUSE_RES] += n->epi[k].residual >= 0;
         }
         rw[RW_INPLACE] += n->inplace;
-        rw[RW_WINOGRAD] += ir_winograd_m(n) != 0;
+        rw[RW_WINOGRAD] += n->algo == CONV_ALGO_WINOGRAD43;
+        rw[RW_WINOGRAD23] += n->algo == CONV_ALGO_WINOGRAD23;
         rw[RW_FUSE_DW] += n->algo == CONV_ALGO_DW_ROWS;
         rw[RW_CONCAT] += n->op == OP_CONCAT && n->concat_elim;
     }
@@ -2048,8 +2053,15 @@ static void check_graph(const Config *c, const char *text, size_t len, uint64_t 
         }
         if (c->fault == FAULT_SCALE && cfg_has_passes(cf)) inject_scale_fault(g, inputs);
         else if (c->fault && cfg_has_passes(cf)) inject_fault(g, c->fault);
+        /* half the graphs run what the pass chose as F(4,3) by F(2,3) instead, as the pass does
+           where F(4,3) exceeds the tolerance: F(2,3)'s kernel and bound on every shape the pass
+           takes (the graphs' channel counts rarely reach the 64 of the pass's own F(2,3) choice) */
+        if (hash_str(seed, "winograd f23") % 2 == 0)
+            for (int i = 0; i < g->nodes.len; i++)
+                if (ir_node(g, i)->algo == CONV_ALGO_WINOGRAD43) ir_node(g, i)->algo = CONV_ALGO_WINOGRAD23;
         count_rewrites(g0, g, sh->rw[ci]);
-        bool inf_split = special != SP_NONE && (sh->rw[ci][RW_SPLIT] > 0 || sh->rw[ci][RW_WINOGRAD] > 0);
+        bool inf_split = special != SP_NONE && (sh->rw[ci][RW_SPLIT] > 0 || sh->rw[ci][RW_WINOGRAD] > 0 ||
+                                                sh->rw[ci][RW_WINOGRAD23] > 0);
         /* the tolerance: the larger of the two graphs' bounds (each bounds an implementation of its
            graph against the exact result; the reference's own error is far below its bound), with
            double sums for the interpreter after the passes */

@@ -1,9 +1,11 @@
 /* test_winograd.c — the winograd pass: which 3×3 convolutions it takes (eligible: stride 1,
- * ungrouped, any dilation; paying: 16..128 input and 16+ output channels, 8×8+ outputs or dilated
- * sub-grids, 32+ tiles) and why it declines the
- * others, its error check (measured per layer, a tiny --winograd-tol declines everything, broken
- * weights never pass), --pass-limit, running twice, the IR dump, the verifier refusing Winograd
- * on a conv that cannot run it, and the compiled graph against the interpreter before the pass.
+ * ungrouped, any dilation (per sub-grid); F(4,3) paying at 16+ channels each side, 8×8+ outputs, 32+ tiles of 4×4;
+ * F(2,3) where F(4,3) does not pay, at 64+ channels, 4×4+ outputs, 32+ tiles of 2×2) and why it
+ * declines the others, its error check (measured per layer and tile size, a tiny --winograd-tol
+ * or 0 declines everything, F(2,3) where only F(4,3) exceeds the tolerance, broken weights never
+ * pass, the reported error is the compiled layer's), --pass-limit, running twice, the IR dump,
+ * the verifier refusing Winograd on a conv that cannot run it, and the compiled graph against the
+ * interpreter before the pass.
  * The kernel itself on every shape is tests/codegen/test_cg_winograd.c. */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -54,17 +56,19 @@ Test(winograd, takes_the_layers_that_pay_and_says_why_not_for_the_others) {
     cr_assert(run_tol(g, "winograd", PASS_WINOGRAD_TOL_DEFAULT, -1, &rep), "%s", rep);
     const char *want[] = {"winograd: a winograd F(4,3), rel.err ",
                           "winograd: b winograd F(4,3), rel.err ",
-                          "winograd: c declined: 24 -> 8 channels (fewer than 16",
+                          "winograd: c declined: F(4,3): 24 -> 8 channels (fewer than 16",
                           "winograd: d declined: stride 2x2\n",
                           "winograd: e winograd F(4,3), rel.err ",
                           "winograd: f declined: grouped (groups=2)\n",
                           "winograd: g winograd F(4,3), rel.err ",
-                          "winograd: h declined: output 24x20 is 30 tiles of 4x4 (fewer than 32",
-                          "winograd: k declined: output 7x6 (smaller than 8x8",
-                          "winograd: l declined: dilation 4x4: sub-grids of 7x6 outputs (smaller than 8x8",
-                          "winograd: q declined: 130 input channels and 42 tiles of 4x4 (more than 128 channels need 128 tiles",
-                          "winograd: v declined: 260 input channels (more than 256: ",
-                          "winograd: 4 of 12 3x3 convolutions by Winograd F(4,3) (tolerance 1.0e-05)\n"};
+                          "winograd: h declined: F(4,3): output 24x20 is 30 tiles of 4x4 (fewer than 32",
+                          "tiles of 4x4 (fewer than 32: each transformed weight would serve too few); F(2,3): 16 -> 16 "
+                          "channels (fewer than 64",
+                          "winograd: k declined: F(4,3): output 7x6 (smaller than 8x8",
+                          "winograd: l declined: F(4,3): dilated: sub-grids of 7x6 (smaller than 8x8",
+                          "winograd: q declined: F(4,3): 130 input channels (more than 128: F(2,3)'s smaller",
+                          "winograd: v declined: F(4,3): 260 input channels (more than 256: ",
+                          "winograd: 4 of 12 3x3 convolutions by Winograd: 4 F(4,3), 0 F(2,3) (tolerance 1.0e-05)\n"};
     for (size_t k = 0; k < sizeof want / sizeof *want; k++) cr_expect(strstr(rep, want[k]), "no '%s' in:\n%s", want[k], rep);
     for (const char *p = rep; (p = strstr(p, "rel.err ")); p += 8) {
         double e = strtod(p + 8, NULL);
@@ -89,7 +93,7 @@ Test(winograd, a_tiny_tolerance_declines_every_layer) {
     Graph *g = tu_load_text(layers_src, 3);
     char *rep;
     cr_assert(run_tol(g, "winograd", 1e-9, -1, &rep), "%s", rep);
-    cr_expect(strstr(rep, "winograd: a declined: rel.err "), "%s", rep);
+    cr_expect(strstr(rep, "winograd: a declined: F(4,3) rel.err "), "%s", rep);
     cr_expect(strstr(rep, "> tolerance 1.0e-09\n"), "%s", rep);
     cr_expect(strstr(rep, "winograd: 0 of 12 3x3 convolutions"), "%s", rep);
     for (int i = 0; i < g->nodes.len; i++) cr_expect_eq(ir_node(g, i)->algo, CONV_ALGO_DIRECT);
@@ -103,7 +107,7 @@ Test(winograd, weights_that_are_not_finite_never_pass) {
     ir_weight(g, ir_node(g, 0), "weight")->data[40] = NAN;
     char *rep;
     cr_assert(run_tol(g, "winograd", 0.5, -1, &rep), "%s", rep);
-    cr_expect(strstr(rep, "winograd: a declined: rel.err nan > tolerance"), "%s", rep);
+    cr_expect(strstr(rep, "winograd: a declined: F(4,3) rel.err nan > tolerance"), "%s", rep);
     cr_expect_eq(ir_node(g, 0)->algo, CONV_ALGO_DIRECT);
     free(rep);
     ir_graph_free(g);
@@ -157,7 +161,121 @@ Test(winograd, the_verifier_refuses_winograd_on_a_conv_that_cannot_run_it) {
               "%s", s);
     free(s);
     diags_free(&d);
+    ((Node *)tu_node(g, "d"))->algo = CONV_ALGO_WINOGRAD23;
+    diags_init(&d);
+    cr_expect(!ir_verify(g, &d, true));
+    s = diags_to_string(&d);
+    cr_expect(strstr(s, "verifier: conv2d 'd' is marked for Winograd F(2,3) (algo 4) but is no 3x3"), "%s", s);
+    free(s);
+    diags_free(&d);
     ir_graph_free(g);
+}
+
+/* 64-channel layers of several sizes: F(4,3), F(2,3) or direct by the tiles each would have. */
+static const char *shapes_src = "input x: [1, 64, 32, 32]\ninput y: [1, 64, 14, 14]\ninput z: [1, 64, 12, 10]\n"
+                                "input w: [2, 64, 8, 8]\ninput v: [1, 48, 14, 14]\n"
+                                "a = conv2d(x, 64, kernel=3, pad=1)\n"             /* 64 tiles of 4x4 */
+                                "b = conv2d(y, 64, kernel=3, pad=1)\n"             /* 16 of 4x4, 49 of 2x2 */
+                                "p = maxpool2d(y, kernel=2)\n"
+                                "c = conv2d(p, 64, kernel=3, pad=1)\n"             /* 7x7: 16 of 2x2 */
+                                "d = conv2d(z, 64, kernel=3, pad=1, bias=false)\n" /* 9 of 4x4, 30 of 2x2 */
+                                "e = conv2d(w, 64, kernel=3, pad=1)\n"             /* batch 2: 32 of 2x2 */
+                                "f = conv2d(v, 48, kernel=3, pad=1)\n"             /* 48 channels */
+                                "output a, b, c, d, e, f\n";
+
+Test(winograd, chooses_the_tile_size_per_shape) {
+    Graph *ref = tu_load_text(shapes_src, 8), *g = tu_load_text(shapes_src, 8);
+    char *rep;
+    cr_assert(run_tol(g, "winograd", PASS_WINOGRAD_TOL_DEFAULT, -1, &rep), "%s", rep);
+    const char *want[] = {"winograd: a winograd F(4,3), rel.err ",
+                          "winograd: b winograd F(2,3), rel.err ",
+                          "winograd: c declined: F(4,3): output 7x7 (smaller than 8x8: partial tiles); F(2,3): output 7x7 "
+                          "is 16 tiles of 2x2 (fewer than 32",
+                          "winograd: d declined: F(4,3): output 12x10 is 9 tiles of 4x4 (fewer than 32: each transformed "
+                          "weight would serve too few); F(2,3): output 12x10 is 30 tiles of 2x2 (fewer than 32",
+                          "winograd: e winograd F(2,3), rel.err ",
+                          "winograd: f declined: F(4,3): output 14x14 is 16 tiles of 4x4 (fewer than 32: each transformed "
+                          "weight would serve too few); F(2,3): 48 -> 48 channels (fewer than 64",
+                          "winograd: 3 of 6 3x3 convolutions by Winograd: 1 F(4,3), 2 F(2,3) (tolerance 1.0e-05)\n"};
+    for (size_t k = 0; k < sizeof want / sizeof *want; k++) cr_expect(strstr(rep, want[k]), "no '%s' in:\n%s", want[k], rep);
+    const int algo[] = {CONV_ALGO_WINOGRAD43, CONV_ALGO_WINOGRAD23, CONV_ALGO_DIRECT, CONV_ALGO_DIRECT,
+                        CONV_ALGO_WINOGRAD23, CONV_ALGO_DIRECT};
+    for (int k = 0; k < 6; k++) {
+        char name[2] = {(char)('a' + k), 0};
+        cr_expect_eq(tu_node(g, name)->algo, algo[k], "%s", name);
+    }
+    double e = tu_compiled_vs_interp_ref(g, ref, 2, 2, 9);
+    cr_expect(e >= 0 && e < 3e-5, "compiled rel.err %g", e);
+    free(rep);
+    /* the dump and the dot graph say which */
+    char *buf = NULL;
+    size_t len;
+    FILE *f = open_memstream(&buf, &len);
+    ir_print(g, f);
+    fclose(f);
+    cr_expect(strstr(buf, "%b: [1, 64, 14, 14] = conv2d(%y, out=64, kernel=[3, 3], pad=[1, 1])  {weight [64, 64, 3, 3], "
+                          "bias [64]}  [winograd F(2,3)]\n"),
+              "%s", buf);
+    free(buf);
+    f = open_memstream(&buf, &len);
+    ir_write_dot(g, NULL, f);
+    fclose(f);
+    cr_expect(strstr(buf, "\\nwinograd F(2,3)") && strstr(buf, "\\nwinograd F(4,3)"), "%s", buf);
+    free(buf);
+    ir_graph_free(ref);
+    ir_graph_free(g);
+}
+
+/* A tolerance between F(2,3)'s error and F(4,3)'s takes F(2,3) where F(4,3) would pay; 0 takes
+ * neither (every layer's measured error is above 0). */
+Test(winograd, f23_where_only_f43_exceeds_the_tolerance_and_0_keeps_all_direct) {
+    Graph *g = tu_load_text(shapes_src, 8);
+    char *rep;
+    cr_assert(run_tol(g, "winograd", 1e-6, -1, &rep), "%s", rep);
+    const char *p = strstr(rep, "winograd: a winograd F(2,3), rel.err ");
+    cr_expect(p && strstr(p, " (F(4,3) rel.err "), "%s", rep);
+    cr_expect(strstr(rep, "winograd: b winograd F(2,3), rel.err "), "%s", rep);
+    cr_expect_eq(tu_node(g, "a")->algo, CONV_ALGO_WINOGRAD23);
+    free(rep);
+    ir_graph_free(g);
+    g = tu_load_text(shapes_src, 8);
+    cr_assert(run_tol(g, "winograd", 0, -1, &rep), "%s", rep);
+    cr_expect(strstr(rep, "winograd: a declined: F(4,3) rel.err "), "%s", rep);
+    p = strstr(rep, "winograd: a declined: F(4,3) rel.err ");
+    cr_expect(p && strstr(p, ", F(2,3) rel.err ") && strstr(p, " > tolerance 0.0e+00\n"), "%s", rep);
+    cr_expect(strstr(rep, "winograd: b declined: F(2,3) rel.err "), "%s", rep);
+    cr_expect(strstr(rep, "winograd: 0 of 6 3x3 convolutions"), "%s", rep);
+    for (int i = 0; i < g->nodes.len; i++) cr_expect_eq(ir_node(g, i)->algo, CONV_ALGO_DIRECT);
+    free(rep);
+    ir_graph_free(g);
+}
+
+/* The error --stats reports is what the compiled layer shows on a whole random input, within a
+ * factor 3 (the check's patch is a few tiles, the input the whole image; they measured 4.9e-6 and
+ * 5.8e-6 by F(4,3), 2.7e-7 both by F(2,3)), and F(2,3)'s is well below F(4,3)'s. */
+Test(winograd, the_reported_error_is_the_compiled_one) {
+    const char *srcs[] = {"input x: [1, 128, 28, 28]\na = conv2d(x, 128, kernel=3, pad=1)\noutput a\n",
+                          "input x: [1, 256, 14, 14]\na = conv2d(x, 256, kernel=3, pad=1)\noutput a\n"};
+    const char *algo[] = {"F(4,3)", "F(2,3)"};
+    double rep_err[2], meas[2];
+    for (int k = 0; k < 2; k++) {
+        Graph *ref = tu_load_text(srcs[k], 11), *g = tu_load_text(srcs[k], 11);
+        char *rep;
+        cr_assert(run_tol(g, "winograd", PASS_WINOGRAD_TOL_DEFAULT, -1, &rep), "%s", rep);
+        char want[64];
+        snprintf(want, sizeof want, "winograd: a winograd %s, rel.err ", algo[k]);
+        const char *p = strstr(rep, want);
+        cr_assert(p, "no '%s' in %s", want, rep);
+        rep_err[k] = strtod(p + strlen(want), NULL);
+        meas[k] = tu_compiled_vs_interp_ref(g, ref, 2, 0, 12);
+        cr_expect(meas[k] > rep_err[k] / 3 && meas[k] < rep_err[k] * 3, "%s: reported %g, compiled %g", algo[k],
+                  rep_err[k], meas[k]);
+        free(rep);
+        ir_graph_free(ref);
+        ir_graph_free(g);
+    }
+    cr_expect(rep_err[1] < rep_err[0] / 4 && meas[1] < meas[0] / 4, "F(2,3) %g / %g, F(4,3) %g / %g", rep_err[1], meas[1],
+              rep_err[0], meas[0]);
 }
 
 /* After the other passes (fold-bn's scaled weights, fused epilogues, concat slices) and before
