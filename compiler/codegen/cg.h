@@ -241,7 +241,7 @@ void cg_parallel(Cg *cg, const char *name, int64_t n, CgBodyFn body, void *user)
 #include "../ops.def"
 #undef OP
 
-/* conv2d by Winograd F(4,3) (cg_winograd.c): a node the winograd pass marked, on views whose
+/* conv2d by Winograd F(4,3) or F(2,3) (cg_winograd.c): a node the winograd pass marked, on views whose
  * channels are contiguous (cg_kernel_conv2d dispatches; other views run the direct paths). */
 bool cg_winograd_conv2d(Cg *cg, const Node *n);
 

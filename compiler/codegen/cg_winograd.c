@@ -135,7 +135,8 @@ static void transform_vec(Cg *cg, const Wino *w, LLVMValueRef *x, LLVMValueRef t
     LLVMValueRef vt = cg_gep(cg, w->V, cg_add(cg, cg_mulc(cg, t, w->cpad), c0));
     for (int i = 0; i < T; i++) { /* along the rows */
         emit_bt(cg, w->m, &z[i * T], out);
-        for (int j = 0; j < T; j++) buf_store(cg, out[j], cg_gep(cg, vt, cg_i64(cg, (int64_t)(i * T + j) * w->nb * w->cpad)));
+        for (int j = 0; j < T; j++)
+            buf_store(cg, out[j], cg_gep(cg, vt, cg_i64(cg, (int64_t)(i * T + j) * w->nb * w->cpad)));
     }
 }
 
@@ -428,7 +429,8 @@ static int64_t step_cost(int64_t nt, int64_t K) {
 }
 
 /* The tile blocks: as many tiles per item as the item's buffers allow (all of them when they fit
- * in WHOLE_BYTES and the output blocks alone make enough items), evened out over the blocks, then the register tile width that wastes the least on a block (16 tiles: 4 × 4, not
+ * in WHOLE_BYTES and the output-block groups alone make enough items), evened out over the
+ * blocks, then the register tile width that wastes the least on a block (16 tiles: 4 × 4, not
  * 6 + 6 + 6). */
 static void choose_blocks(Wino *w, int vw, int ntmax) {
     int64_t per_tile = (int64_t)w->P * 4 * (w->cpad + (int64_t)w->K[0] * vw); /* V and M bytes */

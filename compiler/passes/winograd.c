@@ -21,24 +21,29 @@
  *       of m×m (N·⌈OH/m⌉·⌈OW/m⌉).
  *     On ResNet's layers that is F(4,3) at 56² (196 tiles) and 28² (49), F(2,3) at 14² (49 tiles
  *     of 2×2; 16 of 4×4), direct at 7² (16 tiles of 2×2). Measured inside the models (the
- *     transformed weights come from memory, unlike a layer run alone), ms per layer, median of
- *     the layers of a kind and of 3 runs of 30 inferences alternating the contenders (all layers
- *     forced to one algorithm), 1 thread, netc -O2, 2026-12-02, a 2-core VM whose speed swings:
+ *     transformed weights come from memory, unlike a layer run alone), ms per layer: median over
+ *     the layers of a kind and 5 rounds of 30 inferences, the contenders alternating (each with
+ *     every layer forced to one algorithm), 1 thread, netc -O2, 2026-12-02, on a 2-core VM whose
+ *     speed swings by ±25 % within minutes (3 earlier rounds agree within 15 %):
  *                               AVX-512 (rocketlake)            AVX2 (--cpu=x86-64-v3)
  *                          direct  F(4,3)  F(2,3)           direct  F(4,3)  F(2,3)
- *       ResNet-18 56²×64     1.17    0.47    0.71             2.30    0.76    1.08
- *                 28²×128    1.13    0.64    0.73             2.36    0.96    1.36
- *                 14²×256    1.08    1.15    0.92             2.01    1.41    1.51
- *                  7²×512    1.46    3.12    1.84             2.13    3.18    2.24
- *       ResNet-50 56²×64     1.21    0.50    0.73             2.32    0.78    1.07
- *                 28²×128    1.15    0.71    0.75             2.28    0.99    1.34
- *                 14²×256    1.09    1.18    0.92             1.99    1.36    1.51
- *                  7²×512    1.57    3.14    1.91             2.08    3.20    2.09
- *     F(2,3) at 14² is the fastest with AVX-512 and second with AVX2, where F(4,3) would gain 8 %
- *     more; the choice is the graph's, the same for every CPU variant of a fat artifact, so it
- *     takes the one ahead of direct on both. At 7²×512 F(2,3) streams 16.8 MB of weights for 16
- *     tiles: never ahead. Alone (weights warm in cache) the 14² layer takes 0.84 ms by F(2,3),
- *     0.85 by F(4,3), 1.12 direct (AVX-512).
+ *       ResNet-18 56²×64     1.20    0.49    0.72             2.39    0.78    1.07
+ *                 28²×128    1.15    0.69    0.74             2.45    1.03    1.37
+ *                 14²×256    1.09    1.24    0.95             2.07    1.56    1.47
+ *                  7²×512    1.54    3.38    2.10             2.15    3.47    2.27
+ *       ResNet-50 56²×64     1.23    0.50    0.73             2.35    0.77    1.07
+ *                 28²×128    1.18    0.72    0.78             2.31    0.97    1.33
+ *                 14²×256    1.12    1.29    0.95             2.02    1.39    1.52
+ *                  7²×512    1.57    3.50    2.02             2.07    3.31    2.19
+ *     F(2,3) at 14² is the fastest with AVX-512 and on a par with F(4,3) with AVX2 (ahead in
+ *     ResNet-18, behind in ResNet-50); the choice is the graph's, the same for every CPU variant
+ *     of a fat artifact, so it takes the one ahead of direct on both. At 7²×512 F(2,3) streams
+ *     16.8 MB of weights for 16 tiles: never ahead. Alone (weights warm in cache) the 14² layer
+ *     takes 0.84 ms by F(2,3), 0.85 by F(4,3), 1.12 direct (AVX-512). Whole models, same runs
+ *     (medians of the 5 rounds), direct / netc before F(2,3) (F(4,3) only, and the kernel before
+ *     its whole-image items, prefetch and output-block groups) / now: ResNet-18 20.0 / 15.9 / 15.2
+ *     ms with AVX-512, 36.5 / 28.5 / 23.7 with AVX2; ResNet-50 50.3 / 46.3 / 46.3 and
+ *     82.6 / 75.7 / 70.6.
  *     Wider layers, measured the same way (all layers of the model forced to one algorithm, AVX-512,
  *     1 thread, ms per layer):
  *                                                 direct  F(4,3)  F(2,3)
