@@ -190,7 +190,11 @@ size_t netrt_tensor_count(const netrt_tensor_info *t); /* number of floats */
 void *netrt_alloc_workspace(const netrt_model *m);
 void netrt_free_workspace(void *ws);
 /* Checks the arguments (NULL or misaligned buffers, outputs overlapping the workspace, an input or
- * another output: NETRT_ERR_ARG), then calls desc->run. pool may be NULL (serial). */
+ * another output: NETRT_ERR_ARG), then calls desc->run. pool may be NULL (serial). The kernels
+ * keep buffers of up to 1 MiB on the stack of the threads that run them (Winograd's tiles): call
+ * it from a thread with at least 2 MiB of stack (a process's main thread and glibc's default
+ * threads have 8; the pool's workers get at least 4); with less, a kernel faults at the guard
+ * page, never writes past it. */
 netrt_status netrt_run(const netrt_model *m, const float *const *inputs, float *const *outputs,
                        void *workspace, netrt_pool *pool);
 const char *netrt_status_str(netrt_status s);

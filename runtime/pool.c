@@ -22,6 +22,8 @@
  * the next one within microseconds; a futex wake-up costs tens of microseconds. Past this bound
  * the thread sleeps, so an idle pool burns no CPU. */
 #define POOL_SPIN_NS 50000
+/* The least stack a worker gets (netrt.h: what a model's kernels need of the calling thread). */
+#define WORKER_STACK ((size_t)4 << 20)
 
 typedef struct Pool {
     netrt_pool base; /* must stay first: generated code calls base.parallel_for */
@@ -255,11 +257,19 @@ netrt_pool *netrt_pool_create(int nthreads) {
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
+    /* Kernels keep per-task buffers of up to 1 MiB on the stack (Winograd's): workers get at
+     * least WORKER_STACK, whatever the process's default for new threads. */
+    pthread_attr_t attr;
+    size_t ss = 0;
+    bool attr_ok = pthread_attr_init(&attr) == 0;
+    if (attr_ok && pthread_attr_getstacksize(&attr, &ss) == 0 && ss < WORKER_STACK)
+        pthread_attr_setstacksize(&attr, WORKER_STACK);
     int started = 1;
     for (; started < nthreads; started++) {
         p->args[started] = (WorkerArg){p, started};
-        if (pthread_create(&p->threads[started], NULL, worker_main, &p->args[started]) != 0) break;
+        if (pthread_create(&p->threads[started], attr_ok ? &attr : NULL, worker_main, &p->args[started]) != 0) break;
     }
+    if (attr_ok) pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     /* If the system refused some threads, run with those that started: any pool size is
      * correct, and workers read nthreads only after the first loop is published. */
