@@ -39,6 +39,40 @@ void cg_conv_store(Cg *cg, const ConvOut *o, LLVMValueRef acc, LLVMValueRef n, L
     else cg_vstore(cg, v, p);
 }
 
+void cg_partials_load(Cg *cg, LLVMValueRef first, LLVMValueRef *acc, int n, LLVMValueRef const *ptr,
+                      LLVMValueRef const *mask) {
+    LLVMBasicBlockRef from = LLVMGetInsertBlock(cg->b);
+    LLVMBasicBlockRef ld = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "partial");
+    LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "sum");
+    LLVMBuildCondBr(cg->b, first, go, ld);
+    LLVMPositionBuilderAtEnd(cg->b, ld);
+    LLVMValueRef part[TILE_MAX_VALS];
+    for (int i = 0; i < n; i++) part[i] = mask[i] ? cg_vload_masked(cg, ptr[i], mask[i]) : cg_vload(cg, ptr[i]);
+    LLVMBasicBlockRef ld_end = LLVMGetInsertBlock(cg->b);
+    LLVMBuildBr(cg->b, go);
+    LLVMPositionBuilderAtEnd(cg->b, go);
+    for (int i = 0; i < n; i++) {
+        LLVMValueRef phi = LLVMBuildPhi(cg->b, cg->t_vf, "acc");
+        LLVMAddIncoming(phi, (LLVMValueRef[]){acc[i], part[i]}, (LLVMBasicBlockRef[]){from, ld_end}, 2);
+        acc[i] = phi;
+    }
+}
+
+void cg_partials_store_begin(Cg *cg, CgIf *c, LLVMValueRef last, LLVMValueRef const *acc, int n, LLVMValueRef const *ptr,
+                             LLVMValueRef const *mask) {
+    LLVMBasicBlockRef raw = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "raw");
+    LLVMBasicBlockRef epi = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "epi");
+    c->merge_bb = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "stored");
+    LLVMBuildCondBr(cg->b, last, epi, raw);
+    LLVMPositionBuilderAtEnd(cg->b, raw);
+    for (int i = 0; i < n; i++) {
+        if (mask[i]) cg_vstore_masked(cg, acc[i], ptr[i], mask[i]);
+        else cg_vstore(cg, acc[i], ptr[i]);
+    }
+    LLVMBuildBr(cg->b, c->merge_bb);
+    LLVMPositionBuilderAtEnd(cg->b, epi);
+}
+
 LLVMValueRef cg_conv_out_off(Cg *cg, const ConvOut *o, LLVMValueRef n, LLVMValueRef oc, LLVMValueRef oy, LLVMValueRef ox) {
     return cg_add(cg, cg_add(cg, cg_mulc(cg, n, o->sN), cg_mulc(cg, oc, o->sC)),
                   cg_add(cg, cg_mulc(cg, oy, o->sH), cg_mulc(cg, ox, o->sW)));
@@ -237,6 +271,13 @@ static LLVMValueRef dense_out(Cg *cg, const Dense *d, LLVMValueRef ox, int k) {
     return cg_gep(cg, d->o.base, cg_conv_out_off(cg, &d->o, d->n, cg_addc(cg, d->oc0, (int64_t)k * cg->vw), d->oy, ox));
 }
 
+/* The places of a tile's partial sums (w pixels from x0 × the block's vectors): the output. */
+static void dense_partials(Cg *cg, const Dense *d, LLVMValueRef x0, int64_t w, LLVMValueRef *ptr, LLVMValueRef *mask) {
+    int K = d->v->K;
+    for (int64_t p = 0; p < w; p++)
+        for (int k = 0; k < K; k++) ptr[p * K + k] = dense_out(cg, d, cg_addc(cg, x0, p), k), mask[p * K + k] = dense_mask(cg, d, k);
+}
+
 static void dense_tile(Cg *cg, void *ctx, LLVMValueRef x0, const KwGroup *grp, int ng, int64_t w) {
     Dense *d = ctx;
     const ConvGeom *g = &d->g;
@@ -245,26 +286,10 @@ static void dense_tile(Cg *cg, void *ctx, LLVMValueRef x0, const KwGroup *grp, i
     int64_t kstride = (int64_t)K * cg->vw; /* floats per (kw, ic) step of packed weights */
     LLVMValueRef acc[TILE_MAX_VALS];
     for (int i = 0; i < nacc; i++) acc[i] = cg_vf(cg, 0.0);
+    LLVMValueRef pptr[TILE_MAX_VALS], pmask[TILE_MAX_VALS]; /* the partial sums' places */
     if (d->first) { /* a later chunk: the partial sums the earlier ones left in the output */
-        LLVMBasicBlockRef from = LLVMGetInsertBlock(cg->b);
-        LLVMBasicBlockRef ld = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "partial");
-        LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "sum");
-        LLVMBuildCondBr(cg->b, d->first, go, ld);
-        LLVMPositionBuilderAtEnd(cg->b, ld);
-        LLVMValueRef part[TILE_MAX_VALS];
-        for (int64_t p = 0; p < w; p++)
-            for (int k = 0; k < K; k++) {
-                LLVMValueRef m = dense_mask(cg, d, k), ptr = dense_out(cg, d, cg_addc(cg, x0, p), k);
-                part[p * K + k] = m ? cg_vload_masked(cg, ptr, m) : cg_vload(cg, ptr);
-            }
-        LLVMBasicBlockRef ld_end = LLVMGetInsertBlock(cg->b);
-        LLVMBuildBr(cg->b, go);
-        LLVMPositionBuilderAtEnd(cg->b, go);
-        for (int i = 0; i < nacc; i++) {
-            LLVMValueRef phi = LLVMBuildPhi(cg->b, cg->t_vf, "acc");
-            LLVMAddIncoming(phi, (LLVMValueRef[]){acc[i], part[i]}, (LLVMBasicBlockRef[]){from, ld_end}, 2);
-            acc[i] = phi;
-        }
+        dense_partials(cg, d, x0, w, pptr, pmask);
+        cg_partials_load(cg, d->first, acc, nacc, pptr, pmask);
     }
 
     TileLoop lh;
@@ -322,19 +347,8 @@ static void dense_tile(Cg *cg, void *ctx, LLVMValueRef x0, const KwGroup *grp, i
 
     CgIf c;
     if (d->last) { /* not the last chunk: the bare partial sums */
-        LLVMBasicBlockRef raw = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "raw");
-        LLVMBasicBlockRef epi = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "epi");
-        c.merge_bb = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "stored");
-        LLVMBuildCondBr(cg->b, d->last, epi, raw);
-        LLVMPositionBuilderAtEnd(cg->b, raw);
-        for (int64_t p = 0; p < w; p++)
-            for (int k = 0; k < K; k++) {
-                LLVMValueRef m = dense_mask(cg, d, k), ptr = dense_out(cg, d, cg_addc(cg, x0, p), k);
-                if (m) cg_vstore_masked(cg, acc[p * K + k], ptr, m);
-                else cg_vstore(cg, acc[p * K + k], ptr);
-            }
-        LLVMBuildBr(cg->b, c.merge_bb);
-        LLVMPositionBuilderAtEnd(cg->b, epi);
+        dense_partials(cg, d, x0, w, pptr, pmask);
+        cg_partials_store_begin(cg, &c, d->last, acc, nacc, pptr, pmask);
     }
     for (int64_t p = 0; p < w; p++) {
         LLVMValueRef ox = cg_addc(cg, x0, p);

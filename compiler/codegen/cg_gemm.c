@@ -135,49 +135,29 @@ static LLVMValueRef tile_out(Cg *cg, const Tile *t, int p, int k) {
     return cg_gep(cg, o->base, cg_conv_out_off(cg, o, t->n[p], cg_addc(cg, t->oc0, (int64_t)k * cg->vw), t->oy[p], t->ox[p]));
 }
 
+/* The places of the tile's partial sums: the output itself. */
+static void tile_partials(Cg *cg, const Tile *t, LLVMValueRef *ptr, LLVMValueRef *mask) {
+    for (int p = 0; p < t->w; p++)
+        for (int k = 0; k < t->K; k++) ptr[p * t->K + k] = tile_out(cg, t, p, k), mask[p * t->K + k] = tile_mask(cg, t, k);
+}
+
 /* acc: zeros on the first chunk, else the partial sums stored after the previous one. */
 static void tile_init(Cg *cg, const Tile *t, LLVMValueRef first, LLVMValueRef *acc) {
     int nacc = t->w * t->K;
     for (int i = 0; i < nacc; i++) acc[i] = cg_vf(cg, 0.0);
     if (!first) return;
-    LLVMBasicBlockRef from = LLVMGetInsertBlock(cg->b);
-    LLVMBasicBlockRef ld = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "partial");
-    LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "sum");
-    LLVMBuildCondBr(cg->b, first, go, ld);
-    LLVMPositionBuilderAtEnd(cg->b, ld);
-    LLVMValueRef part[TILE_MAX_VALS];
-    for (int p = 0; p < t->w; p++)
-        for (int k = 0; k < t->K; k++) {
-            LLVMValueRef m = tile_mask(cg, t, k), ptr = tile_out(cg, t, p, k);
-            part[p * t->K + k] = m ? cg_vload_masked(cg, ptr, m) : cg_vload(cg, ptr);
-        }
-    LLVMBasicBlockRef ld_end = LLVMGetInsertBlock(cg->b);
-    LLVMBuildBr(cg->b, go);
-    LLVMPositionBuilderAtEnd(cg->b, go);
-    for (int i = 0; i < nacc; i++) {
-        LLVMValueRef phi = LLVMBuildPhi(cg->b, cg->t_vf, "acc");
-        LLVMAddIncoming(phi, (LLVMValueRef[]){acc[i], part[i]}, (LLVMBasicBlockRef[]){from, ld_end}, 2);
-        acc[i] = phi;
-    }
+    LLVMValueRef ptr[TILE_MAX_VALS], mask[TILE_MAX_VALS];
+    tile_partials(cg, t, ptr, mask);
+    cg_partials_load(cg, first, acc, nacc, ptr, mask);
 }
 
 /* The bias and the epilogue after the last chunk; the bare partial sums after the others. */
 static void tile_store(Cg *cg, const Tile *t, LLVMValueRef last, LLVMValueRef *acc) {
     CgIf c;
     if (last) {
-        LLVMBasicBlockRef raw = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "raw");
-        LLVMBasicBlockRef epi = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "epi");
-        c.merge_bb = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "stored");
-        LLVMBuildCondBr(cg->b, last, epi, raw);
-        LLVMPositionBuilderAtEnd(cg->b, raw);
-        for (int p = 0; p < t->w; p++)
-            for (int k = 0; k < t->K; k++) {
-                LLVMValueRef m = tile_mask(cg, t, k), ptr = tile_out(cg, t, p, k);
-                if (m) cg_vstore_masked(cg, acc[p * t->K + k], ptr, m);
-                else cg_vstore(cg, acc[p * t->K + k], ptr);
-            }
-        LLVMBuildBr(cg->b, c.merge_bb);
-        LLVMPositionBuilderAtEnd(cg->b, epi);
+        LLVMValueRef ptr[TILE_MAX_VALS], mask[TILE_MAX_VALS];
+        tile_partials(cg, t, ptr, mask);
+        cg_partials_store_begin(cg, &c, last, acc, t->w * t->K, ptr, mask);
     }
     for (int p = 0; p < t->w; p++)
         for (int k = 0; k < t->K; k++)

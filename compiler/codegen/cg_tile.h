@@ -130,6 +130,14 @@ LLVMValueRef cg_conv_out_off(Cg *cg, const ConvOut *o, LLVMValueRef n, LLVMValue
  * selects the valid lanes, NULL for all) or a scalar. */
 void cg_conv_store(Cg *cg, const ConvOut *o, LLVMValueRef acc, LLVMValueRef n, LLVMValueRef oc, LLVMValueRef oy,
                    LLVMValueRef ox, LLVMValueRef mask);
+/* A reduction in chunks keeps its partial sums in the output between chunks. Load: acc[i] (n of
+ * them) stays as it is where `first` holds, else becomes the vector at ptr[i] (lanes mask[i],
+ * NULL: all). Store: where `last` does not hold, the bare acc[i] go to ptr[i]; the builder is
+ * left in the `last` branch for the caller's epilogue store, closed by cg_if_end(cg, c). */
+void cg_partials_load(Cg *cg, LLVMValueRef first, LLVMValueRef *acc, int n, LLVMValueRef const *ptr,
+                      LLVMValueRef const *mask);
+void cg_partials_store_begin(Cg *cg, CgIf *c, LLVMValueRef last, LLVMValueRef const *acc, int n, LLVMValueRef const *ptr,
+                             LLVMValueRef const *mask);
 
 static inline int64_t ceil_div64(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
