@@ -41,6 +41,22 @@ class Unmapped(Exception):
     """Raised by a node's mapping when the node has no .net equivalent; the message says why."""
 
 
+def scale_terms(op, vec, const_first):
+    """The weight and bias (None: none) of `scale` computing x op c (c op x when const_first),
+    c a float64 vector of one value per channel; op is add, sub, mul or div."""
+    ones = np.ones_like(vec)
+    if op == "mul":
+        return vec, None
+    if op == "add":
+        return ones, vec
+    if op == "sub":
+        return (-ones, vec) if const_first else (ones, -vec)
+    if const_first:
+        raise Unmapped("a constant divided by a tensor (the language has no reciprocal)")
+    with np.errstate(divide="ignore"):
+        return 1.0 / vec, None
+
+
 def fmt_value(v):
     """A Python attribute value in .net syntax."""
     if isinstance(v, bool):

@@ -34,7 +34,7 @@ from onnx import helper, numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nettools import (DEFAULTS, Unmapped, fmt_value, fresh_name, identifier, pair,  # noqa: E402
-                      same_default, write_outputs)
+                      same_default, scale_terms, write_outputs)
 
 # PyTorch exports opsets 11 to 17 (what the tests cover); older ones are read too, their
 # ops' earlier forms (attributes that later became inputs) included, legacy attributes refused
@@ -1168,20 +1168,9 @@ def _scale_by_const(self, node, op, const_first):
         raise Unmapped(f"{node.op} with a constant of shape {list(c.shape)} that does not "
                        f"broadcast per channel over the {view}{list(shape)} (scale has one weight "
                        "and bias per channel; no constant tensors in .net)")
-    ones = np.ones_like(vec)
-    if op == "mul":
-        w, b = vec, None
-    elif op == "add":
-        w, b = ones, vec
-    elif op == "sub":
-        w, b = (-ones, vec) if const_first else (ones, -vec)
-    else:
-        if const_first:
-            raise Unmapped("a constant divided by a tensor (the language has no reciprocal)")
-        with np.errstate(divide="ignore"):
-            w, b = 1.0 / vec, None
-        if not np.all(np.isfinite(w)):
-            raise Unmapped("a division by a constant holding 0")
+    w, b = scale_terms(op, vec, const_first)
+    if op == "div" and not np.all(np.isfinite(w)):
+        raise Unmapped("a division by a constant holding 0")
     y = self.emit(self.base_of(node), "scale", [x], x.shape, attrs={"bias": b is not None})
     self.weights(y, {"weight": w, **({"bias": b} if b is not None else {})})
     self.set_out(node, wrap(y))

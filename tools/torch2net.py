@@ -39,7 +39,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nettools import (DEFAULTS, Unmapped, fmt_value, fresh_name, pair, same_default,  # noqa: E402
-                      write_outputs)
+                      scale_terms, write_outputs)
 
 def to_numpy(t):
     return t.detach().cpu().to(torch.float32).numpy().copy()
@@ -608,18 +608,9 @@ class Converter:
             raise Unmapped(f"{op} by a constant of shape {list(cs)} against {list(xs)}: only one "
                            "value per channel maps (scale)")
         v = c.reshape(-1).expand(C) if c.numel() == 1 else c.reshape(C)
-        one, zero = torch.ones(C, dtype=torch.float64), torch.zeros(C, dtype=torch.float64)
-        if op == "mul":
-            w, t = v, zero
-        elif op == "add":
-            w, t = one, v
-        elif op == "sub":
-            w, t = (-one, v) if c_first else (one, -v)
-        elif not c_first:  # x / c
-            w, t = 1.0 / v, zero
-        else:
-            raise Unmapped("a constant divided by a tensor")
-        has_bias = bool((t != 0).any())
+        w, t = (None if e is None else torch.from_numpy(e)
+                for e in scale_terms(op, v.numpy().astype(np.float64), c_first))
+        has_bias = t is not None and bool((t != 0).any())
         name = self.emit(node, base, "scale", [src or self.tensor(x)], attrs={"bias": has_bias})
         self.add_weights(name, {"weight": w, **({"bias": t} if has_bias else {})})
         if src is not None:
